@@ -1,0 +1,218 @@
+//! Metrics computed from one evaluation: reference and perturbed log-probabilities on a labelled set.
+//!
+//! Behavior metrics ([`Accuracy`], [`FlipRate`]) look only at the predicted classes. Information
+//! metrics ([`MeanLlr`], [`TotalLlr`], [`MeanKl`], [`SamplesToDetect`]) look at the whole output
+//! distribution. All of them read an [`Evaluation`], which checks shapes, labels and NaN once, so
+//! each metric is a total function of valid input.
+
+mod behavior;
+mod information;
+
+pub use behavior::{accuracy, flip_rate, Accuracy, FlipRate};
+pub use information::{llr_per_sample, mean_kl, MeanKl, MeanLlr, SamplesToDetect, TotalLlr};
+
+use ndarray::ArrayView2;
+
+use crate::error::{Error, Result};
+
+/// Reference and perturbed log-probabilities of the same labelled samples, validated.
+///
+/// Both arrays have shape `(samples, classes)`. `-inf` log-probabilities are accepted (a model may
+/// assign probability 0) and propagate as infinite LLR or KL; NaN is rejected.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluation<'a> {
+    reference: ArrayView2<'a, f64>,
+    perturbed: ArrayView2<'a, f64>,
+    labels: &'a [usize],
+}
+
+impl<'a> Evaluation<'a> {
+    /// Checks and wraps one evaluation.
+    ///
+    /// # Errors
+    /// - [`Error::Empty`] when there are no samples or no classes;
+    /// - [`Error::ShapeMismatch`] when the two arrays differ in shape or the label count differs
+    ///   from the sample count;
+    /// - [`Error::LabelOutOfRange`] when a label is not below the class count;
+    /// - [`Error::NonFinite`] when an entry is NaN.
+    pub fn new(
+        reference: ArrayView2<'a, f64>,
+        perturbed: ArrayView2<'a, f64>,
+        labels: &'a [usize],
+    ) -> Result<Self> {
+        if reference.nrows() == 0 {
+            return Err(Error::Empty("evaluation set"));
+        }
+        if reference.ncols() == 0 {
+            return Err(Error::Empty("class axis of the log-probabilities"));
+        }
+        if reference.shape() != perturbed.shape() {
+            return Err(Error::shape(
+                "perturbed log-probabilities",
+                reference.shape(),
+                perturbed.shape(),
+            ));
+        }
+        if labels.len() != reference.nrows() {
+            return Err(Error::shape(
+                "labels",
+                &[reference.nrows()],
+                &[labels.len()],
+            ));
+        }
+        check_labels(labels, reference.ncols())?;
+        check_not_nan("reference log-probability", reference)?;
+        check_not_nan("perturbed log-probability", perturbed)?;
+        Ok(Evaluation {
+            reference,
+            perturbed,
+            labels,
+        })
+    }
+
+    /// Returns the reference model's log-probabilities.
+    pub fn reference(&self) -> ArrayView2<'a, f64> {
+        self.reference
+    }
+
+    /// Returns the perturbed model's log-probabilities.
+    pub fn perturbed(&self) -> ArrayView2<'a, f64> {
+        self.perturbed
+    }
+
+    /// Returns the true labels.
+    pub fn labels(&self) -> &'a [usize] {
+        self.labels
+    }
+
+    /// Returns the number of samples.
+    pub fn n_samples(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// Checks that every label is a valid class index.
+///
+/// # Errors
+/// Returns [`Error::LabelOutOfRange`] naming the first offending label and its position.
+pub fn check_labels(labels: &[usize], classes: usize) -> Result<()> {
+    match labels.iter().position(|&label| label >= classes) {
+        Some(index) => Err(Error::LabelOutOfRange {
+            label: labels[index],
+            index,
+            classes,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_not_nan(what: &'static str, values: ArrayView2<f64>) -> Result<()> {
+    match values.iter().position(|value| value.is_nan()) {
+        Some(index) => Err(Error::NonFinite {
+            what,
+            value: f64::NAN,
+            index,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A number computed from one [`Evaluation`].
+///
+/// Implement `compute` to add a metric of your own to a sweep; `name` becomes its column name in
+/// tables, CSV and JSON reports.
+pub trait Metric {
+    /// Computes the metric.
+    ///
+    /// # Errors
+    /// Implementations return an error when the metric is undefined for the evaluation.
+    fn compute(&self, evaluation: &Evaluation) -> Result<f64>;
+
+    /// Returns the column name used in reports. Defaults to the type name.
+    fn name(&self) -> String {
+        let full = std::any::type_name::<Self>();
+        full.rsplit("::").next().unwrap_or(full).to_string()
+    }
+}
+
+/// Returns the metrics every sweep records unless told otherwise, in report order:
+/// `accuracy`, `mean_llr`, `total_llr`, `mean_kl`, `flip_rate` and `samples_to_detect` (at 3 nats).
+pub fn standard_metrics() -> Vec<Box<dyn Metric + Send + Sync>> {
+    vec![
+        Box::new(Accuracy),
+        Box::new(MeanLlr),
+        Box::new(TotalLlr),
+        Box::new(MeanKl),
+        Box::new(FlipRate),
+        Box::new(SamplesToDetect::default()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn evaluation_rejects_shape_mismatch() {
+        let reference = array![[0.0, -1.0]];
+        let perturbed = array![[0.0, -1.0, -2.0]];
+        let error = Evaluation::new(reference.view(), perturbed.view(), &[0]).unwrap_err();
+        assert!(matches!(error, Error::ShapeMismatch { .. }));
+    }
+
+    #[test]
+    fn evaluation_rejects_label_out_of_range() {
+        let log_probs = array![[0.0, -1.0], [-1.0, 0.0]];
+        let error = Evaluation::new(log_probs.view(), log_probs.view(), &[1, 2]).unwrap_err();
+        assert!(matches!(
+            error,
+            Error::LabelOutOfRange {
+                label: 2,
+                index: 1,
+                classes: 2
+            }
+        ));
+    }
+
+    #[test]
+    fn evaluation_rejects_empty_set() {
+        let log_probs = ndarray::Array2::<f64>::zeros((0, 3));
+        let error = Evaluation::new(log_probs.view(), log_probs.view(), &[]).unwrap_err();
+        assert!(matches!(error, Error::Empty(_)));
+    }
+
+    #[test]
+    fn evaluation_rejects_nan() {
+        let reference = array![[0.0, -1.0]];
+        let perturbed = array![[f64::NAN, -1.0]];
+        let error = Evaluation::new(reference.view(), perturbed.view(), &[0]).unwrap_err();
+        assert!(matches!(error, Error::NonFinite { index: 0, .. }));
+    }
+
+    #[test]
+    fn evaluation_rejects_label_count_mismatch() {
+        let log_probs = array![[0.0, -1.0], [-1.0, 0.0]];
+        let error = Evaluation::new(log_probs.view(), log_probs.view(), &[0]).unwrap_err();
+        assert!(matches!(error, Error::ShapeMismatch { .. }));
+    }
+
+    #[test]
+    fn standard_metric_names_are_report_columns() {
+        let names: Vec<String> = standard_metrics()
+            .iter()
+            .map(|metric| metric.name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "accuracy",
+                "mean_llr",
+                "total_llr",
+                "mean_kl",
+                "flip_rate",
+                "samples_to_detect"
+            ]
+        );
+    }
+}
