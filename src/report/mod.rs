@@ -2,7 +2,7 @@
 
 mod plot;
 
-pub use plot::{plot_sweep, PlotOptions};
+pub use plot::{plot_sweep, plot_sweep_with_markers, Marker, PlotOptions};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

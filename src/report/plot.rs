@@ -20,9 +20,24 @@ pub struct PlotOptions {
     pub title: Option<String>,
 }
 
+/// An extra dashed vertical line on a sweep figure, for a level found outside [`Crossovers`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    /// Legend text; the level is appended.
+    pub label: String,
+    /// Where the line is drawn. A level that is not one of the drawn points is left out.
+    pub level: f64,
+}
+
 const ACCURACY_COLOR: RGBColor = RGBColor(200, 55, 45);
 const LLR_COLOR: RGBColor = RGBColor(40, 90, 180);
 const POPULATION_COLOR: RGBColor = RGBColor(60, 140, 70);
+const MARKER_COLORS: [RGBColor; 4] = [
+    RGBColor(130, 60, 170),
+    RGBColor(225, 135, 20),
+    RGBColor(20, 150, 150),
+    RGBColor(110, 110, 110),
+];
 
 type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -36,6 +51,22 @@ pub fn plot_sweep(
     result: &SweepResult,
     crossovers: &Crossovers,
     thresholds: &Thresholds,
+    path: &Path,
+    options: &PlotOptions,
+) -> Result<()> {
+    plot_sweep_with_markers(result, crossovers, thresholds, &[], path, options)
+}
+
+/// Draws the figure of [`plot_sweep`] with one more dashed vertical line per marker, in colors
+/// that cycle after four markers.
+///
+/// # Errors
+/// Returns the errors of [`plot_sweep`].
+pub fn plot_sweep_with_markers(
+    result: &SweepResult,
+    crossovers: &Crossovers,
+    thresholds: &Thresholds,
+    markers: &[Marker],
     path: &Path,
     options: &PlotOptions,
 ) -> Result<()> {
@@ -62,6 +93,7 @@ pub fn plot_sweep(
         result,
         crossovers,
         thresholds,
+        markers,
         points: &points,
         title: options
             .title
@@ -89,6 +121,7 @@ struct Figure<'a> {
     result: &'a SweepResult,
     crossovers: &'a Crossovers,
     thresholds: &'a Thresholds,
+    markers: &'a [Marker],
     points: &'a [(f64, f64, f64)],
     title: String,
 }
@@ -212,6 +245,24 @@ impl Figure<'_> {
                 });
         }
 
+        for (marker, color) in self.markers.iter().zip(MARKER_COLORS.iter().cycle()) {
+            let level = marker.level;
+            if !self.points.iter().any(|point| point.0 == level) {
+                continue;
+            }
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(level, 0.0), (level, 1.02)],
+                    4,
+                    4,
+                    color.stroke_width(2),
+                ))?
+                .label(format!("{} at {level}", marker.label))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerLeft)
@@ -270,6 +321,37 @@ mod tests {
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("mean LLR (nats)"));
         assert!(svg.contains("accuracy crossover at"));
+    }
+
+    #[test]
+    fn plot_draws_markers_at_drawn_levels() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("markers.svg");
+        let result = result();
+        let thresholds = Thresholds::default();
+        let crossovers = result.crossovers(&thresholds).unwrap();
+        let markers = [
+            Marker {
+                label: "first marker".into(),
+                level: 0.3,
+            },
+            Marker {
+                label: "off-grid marker".into(),
+                level: 0.35,
+            },
+        ];
+        plot_sweep_with_markers(
+            &result,
+            &crossovers,
+            &thresholds,
+            &markers,
+            &path,
+            &PlotOptions::default(),
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("first marker at 0.3"));
+        assert!(!svg.contains("off-grid marker"));
     }
 
     #[test]
