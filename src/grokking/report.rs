@@ -78,7 +78,9 @@ pub fn epochs_csv(run: &GrokkingRun) -> String {
 /// Renders the run's milestones as a text table, in epoch order: the reference, every crossing,
 /// the grokking epoch and the last epoch, each with train and test accuracy and the mean LLR, mean
 /// KL and flip rate against the reference. Below the table, one line gives the direction and one
-/// line per information crossing gives its lead over the accuracy crossover.
+/// line per information crossing gives its lead over the accuracy crossover. When crossings
+/// against the initialisation were recorded, a last line gives their accuracy and per-sample
+/// crossings and direction.
 pub fn format_milestones(
     run: &GrokkingRun,
     analysis: &GrokkingAnalysis,
@@ -192,6 +194,21 @@ pub fn format_milestones(
         }
     } else {
         let _ = writeln!(text, "the reference epoch was never reached; no crossings");
+    }
+    if let Some(crossovers) = &analysis.crossovers_against_init {
+        let describe = |crossing: &Crossing| {
+            crossing
+                .first
+                .map_or("not crossed".to_string(), |level| format!("epoch {level}"))
+        };
+        let _ = writeln!(
+            text,
+            "against the initialisation: accuracy change at {}, |mean LLR| > {threshold} at {}, \
+             direction {}",
+            describe(&crossovers.core.accuracy),
+            describe(&crossovers.core.per_sample_llr),
+            crossovers.core.direction
+        );
     }
     text
 }

@@ -32,6 +32,8 @@ pub struct Marker {
 const ACCURACY_COLOR: RGBColor = RGBColor(200, 55, 45);
 const LLR_COLOR: RGBColor = RGBColor(40, 90, 180);
 const POPULATION_COLOR: RGBColor = RGBColor(60, 140, 70);
+/// Sweeps with more levels than this are drawn as lines without a circle per level.
+const MAX_MARKED_POINTS: usize = 100;
 const MARKER_COLORS: [RGBColor; 4] = [
     RGBColor(130, 60, 170),
     RGBColor(225, 135, 20),
@@ -191,8 +193,15 @@ impl Figure<'_> {
             .legend(|(x, y)| {
                 PathElement::new([(x, y), (x + 20, y)], ACCURACY_COLOR.stroke_width(2))
             });
-        chart.draw_series(
+        // Point markers only for short sweeps: thousands of epochs would bury the lines and
+        // inflate the file.
+        let marked_points = if self.points.len() <= MAX_MARKED_POINTS {
             self.points
+        } else {
+            &[]
+        };
+        chart.draw_series(
+            marked_points
                 .iter()
                 .map(|point| Circle::new((point.0, point.1), 3, ACCURACY_COLOR.filled())),
         )?;
@@ -204,7 +213,7 @@ impl Figure<'_> {
             .label(format!("mean LLR (right), band ±{threshold} nat"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LLR_COLOR.stroke_width(2)));
         chart.draw_secondary_series(
-            self.points
+            marked_points
                 .iter()
                 .map(|point| Circle::new((point.0, point.2), 3, LLR_COLOR.filled())),
         )?;
@@ -352,6 +361,34 @@ mod tests {
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("first marker at 0.3"));
         assert!(!svg.contains("off-grid marker"));
+    }
+
+    #[test]
+    fn long_sweep_drops_point_markers() {
+        let directory = tempfile::tempdir().unwrap();
+        let thresholds = Thresholds::default();
+        let short = result();
+        let mut long = result();
+        long.rows = (0..500)
+            .map(|step| SweepRow {
+                level: f64::from(step),
+                values: vec![0.97, -0.001 * f64::from(step), -1.0 * f64::from(step)],
+            })
+            .collect();
+        for (name, sweep, expected_circles) in [("short.svg", &short, 20), ("long.svg", &long, 0)] {
+            let path = directory.path().join(name);
+            let crossovers = sweep.crossovers(&thresholds).unwrap();
+            plot_sweep(
+                sweep,
+                &crossovers,
+                &thresholds,
+                &path,
+                &PlotOptions::default(),
+            )
+            .unwrap();
+            let svg = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(svg.matches("<circle").count(), expected_circles, "{name}");
+        }
     }
 
     #[test]
