@@ -39,7 +39,7 @@ pub struct SweepRow {
 pub struct SweepResult {
     /// Name of the perturbation, for reports.
     pub perturbation: String,
-    /// What a level is, for example `strength` or `epoch`; used as a column name.
+    /// Name of the level column, for example `strength` or `epoch`.
     pub level_name: String,
     /// Metric names, the columns of every row.
     pub metric_names: Vec<String>,
