@@ -354,8 +354,8 @@ impl Atlas {
                 &self.thresholds,
                 entry.extra.clone(),
                 &PlotOptions {
-                    log_x: false,
                     title: Some(entry.row.perturbation.clone()),
+                    ..PlotOptions::default()
                 },
             )?);
         }
