@@ -76,7 +76,10 @@ pub use metric::{Evaluation, Metric};
 pub use mlp::{Dense, Mlp};
 pub use model::{log_softmax, Model};
 pub use optim::Optimizer;
-pub use perturb::{GlobalMagnitudePruning, LayerwiseMagnitudePruning, Perturbation, RandomPruning};
+pub use perturb::{
+    GaussianWeightNoise, GlobalMagnitudePruning, Interpolation, LayerwiseMagnitudePruning,
+    Perturbation, Quantization, RandomNeuronPruning, RandomPruning, StructuredPruning,
+};
 pub use sweep::{Recorder, Sweep, SweepResult, SweepRow};
 pub use train::{train, TrainConfig};
 
