@@ -141,6 +141,7 @@ fn main() {
         &PlotOptions {
             log_x: false,
             title: Some("Global magnitude pruning of a 784-128-10 MLP on MNIST".into()),
+            x_label: Some("fraction of weights pruned".into()),
         },
     ));
 

@@ -47,6 +47,9 @@ const CLASS_COUNT: usize = 10;
 /// Height and width of an MNIST image in pixels.
 const IMAGE_SIDE: usize = 28;
 
+/// Distinguishes the temporary files of fetches within one process.
+static STAGE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 /// Name of an MNIST file and the SHA-256 of its raw (uncompressed) content, in lowercase hex.
 #[derive(Debug, Clone, Copy)]
 struct MnistFile {
@@ -145,6 +148,15 @@ fn resolve_dir_from(explicit: Option<&Path>, env_value: Option<OsString>) -> Pat
 ///   be read or lacks a file, a checksum does not match, or a file cannot be written. The
 ///   message states what failed and how to install the files by hand.
 pub fn ensure_mnist(dir: &Path) -> Result<()> {
+    if missing_files(dir).is_empty() {
+        return Ok(());
+    }
+    // Threads of one process (tests run in parallel) fetch one at a time; whoever comes second
+    // finds the files in place. A poisoned lock only means another fetch failed, so it is reused.
+    static FETCH_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if missing_files(dir).is_empty() {
         return Ok(());
     }
@@ -454,7 +466,11 @@ impl StagedFile {
     fn write(dir: &Path, name: &'static str, contents: &[u8]) -> Result<StagedFile> {
         let staged = StagedFile {
             name,
-            temp_path: dir.join(format!(".{name}.partial-{}", std::process::id())),
+            temp_path: dir.join(format!(
+                ".{name}.partial-{}-{}",
+                std::process::id(),
+                STAGE_COUNTER.fetch_add(1, Ordering::Relaxed)
+            )),
             final_path: dir.join(name),
             committed: false,
         };

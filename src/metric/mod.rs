@@ -135,7 +135,7 @@ pub trait Metric {
     }
 }
 
-/// Returns the metrics every sweep records unless told otherwise, in report order:
+/// Returns the metrics a [`Sweep`](crate::Sweep) records by default, in report order:
 /// `accuracy`, `mean_llr`, `total_llr`, `mean_kl`, `flip_rate` and `samples_to_detect` (at 3 nats).
 pub fn standard_metrics() -> Vec<Box<dyn Metric + Send + Sync>> {
     vec![

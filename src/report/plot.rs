@@ -18,6 +18,8 @@ pub struct PlotOptions {
     pub log_x: bool,
     /// Title above the figure; defaults to the perturbation name.
     pub title: Option<String>,
+    /// Label of the level axis; defaults to the sweep's level name.
+    pub x_label: Option<String>,
 }
 
 const ACCURACY_COLOR: RGBColor = RGBColor(200, 55, 45);
@@ -26,11 +28,15 @@ const POPULATION_COLOR: RGBColor = RGBColor(60, 140, 70);
 
 type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// Draws accuracy (left axis) and mean LLR (right axis) against the level into an SVG file, with
-/// the ±threshold band of the per-sample LLR and a dashed vertical line at each crossover.
+/// Draws a two-panel SVG figure of a sweep.
+///
+/// The upper panel shows accuracy (left axis) and mean LLR (right axis) against the level, with
+/// the per-sample threshold as a dotted line. The lower panel shows `|total LLR|` on a log scale
+/// with the population threshold; levels where the total is 0 are left out of it. Dashed vertical
+/// lines mark the three crossovers in both panels.
 ///
 /// # Errors
-/// Returns [`Error::UnknownMetric`] when the sweep lacks `accuracy` or `mean_llr`,
+/// Returns [`Error::UnknownMetric`] when the sweep lacks `accuracy`, `mean_llr` or `total_llr`,
 /// [`Error::Empty`] when no level can be drawn, and [`Error::Plot`] when drawing or writing fails.
 pub fn plot_sweep(
     result: &SweepResult,
@@ -41,13 +47,20 @@ pub fn plot_sweep(
 ) -> Result<()> {
     let accuracy = result.column("accuracy")?;
     let mean_llr = result.column("mean_llr")?;
-    let points: Vec<(f64, f64, f64)> = result
+    let total_llr = result.column("total_llr")?;
+    let points: Vec<Point> = result
         .levels()
         .into_iter()
         .zip(accuracy)
         .zip(mean_llr)
-        .map(|((level, accuracy), llr)| (level, accuracy, llr))
-        .filter(|&(level, _, llr)| (!options.log_x || level > 0.0) && llr.is_finite())
+        .zip(total_llr)
+        .map(|(((level, accuracy), mean_llr), total_llr)| Point {
+            level,
+            accuracy,
+            mean_llr,
+            total_llr,
+        })
+        .filter(|point| (!options.log_x || point.level > 0.0) && point.mean_llr.is_finite())
         .collect();
     if points.is_empty() {
         return Err(Error::Empty("plottable levels"));
@@ -59,7 +72,6 @@ pub fn plot_sweep(
         std::fs::create_dir_all(parent).map_err(|error| Error::io(parent, error))?;
     }
     let figure = Figure {
-        result,
         crossovers,
         thresholds,
         points: &points,
@@ -67,11 +79,15 @@ pub fn plot_sweep(
             .title
             .clone()
             .unwrap_or_else(|| result.perturbation.clone()),
+        x_label: options
+            .x_label
+            .clone()
+            .unwrap_or_else(|| result.level_name.clone()),
     };
     let (low, high) = points
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), point| {
-            (low.min(point.0), high.max(point.0))
+            (low.min(point.level), high.max(point.level))
         });
     let high = if high > low { high } else { low + 1.0 };
     let drawn = if options.log_x {
@@ -85,12 +101,19 @@ pub fn plot_sweep(
     })
 }
 
+struct Point {
+    level: f64,
+    accuracy: f64,
+    mean_llr: f64,
+    total_llr: f64,
+}
+
 struct Figure<'a> {
-    result: &'a SweepResult,
     crossovers: &'a Crossovers,
     thresholds: &'a Thresholds,
-    points: &'a [(f64, f64, f64)],
+    points: &'a [Point],
     title: String,
+    x_label: String,
 }
 
 impl Figure<'_> {
@@ -99,34 +122,50 @@ impl Figure<'_> {
         X: AsRangedCoord<Value = f64> + Clone,
         X::CoordDescType: ValueFormatter<f64>,
     {
-        let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
+        let root = SVGBackend::new(path, (960, 760)).into_drawing_area();
         root.fill(&WHITE)?;
+        let root = root.titled(&self.title, ("sans-serif", 22))?;
+        let (upper, lower) = root.split_vertically(440);
+        self.draw_accuracy_and_mean(&upper, x_axis.clone())?;
+        self.draw_total(&lower, x_axis)?;
+        root.present()?;
+        Ok(())
+    }
+
+    fn draw_accuracy_and_mean<X>(
+        &self,
+        area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+        x_axis: X,
+    ) -> DrawResult<()>
+    where
+        X: AsRangedCoord<Value = f64> + Clone,
+        X::CoordDescType: ValueFormatter<f64>,
+    {
         let threshold = self.thresholds.per_sample_llr;
         let llr_low = self
             .points
             .iter()
-            .map(|point| point.2)
+            .map(|point| point.mean_llr)
             .fold(-1.5 * threshold, f64::min);
         let llr_high = self
             .points
             .iter()
-            .map(|point| point.2)
+            .map(|point| point.mean_llr)
             .fold(0.25 * threshold, f64::max);
         let llr_span = llr_high - llr_low;
         let llr_range: RangedCoordf64 =
             (llr_low - 0.05 * llr_span..llr_high + 0.05 * llr_span).into();
 
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&self.title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(46)
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .x_label_area_size(40)
             .y_label_area_size(64)
             .right_y_label_area_size(64)
             .build_cartesian_2d(x_axis.clone(), 0.0..1.02f64)?
             .set_secondary_coord(x_axis, llr_range);
         chart
             .configure_mesh()
-            .x_desc(self.result.level_name.as_str())
+            .x_desc(self.x_label.as_str())
             .y_desc("accuracy")
             .y_label_formatter(&|value| format!("{value:.1}"))
             .light_line_style(WHITE.mix(0.0))
@@ -136,47 +175,158 @@ impl Figure<'_> {
             .y_desc("mean LLR (nats)")
             .draw()?;
 
-        // The band |mean LLR| <= threshold inside which one sample cannot tell the models apart.
-        let (x_start, x_end) = (self.points[0].0, self.points[self.points.len() - 1].0);
+        let (x_start, x_end) = (
+            self.points[0].level,
+            self.points[self.points.len() - 1].level,
+        );
         for bound in [-threshold, threshold] {
             if (llr_low..=llr_high).contains(&bound) {
                 chart.draw_secondary_series(DashedLineSeries::new(
                     [(x_start, bound), (x_end, bound)],
-                    4,
-                    4,
-                    LLR_COLOR.mix(0.5).stroke_width(1),
+                    3,
+                    3,
+                    LLR_COLOR.mix(0.7).stroke_width(1),
                 ))?;
             }
         }
 
         chart
             .draw_series(LineSeries::new(
-                self.points.iter().map(|point| (point.0, point.1)),
+                self.points
+                    .iter()
+                    .map(|point| (point.level, point.accuracy)),
                 ACCURACY_COLOR.stroke_width(2),
             ))?
-            .label("accuracy (left)")
+            .label("accuracy (left axis)")
             .legend(|(x, y)| {
                 PathElement::new([(x, y), (x + 20, y)], ACCURACY_COLOR.stroke_width(2))
             });
         chart.draw_series(
-            self.points
-                .iter()
-                .map(|point| Circle::new((point.0, point.1), 3, ACCURACY_COLOR.filled())),
+            self.points.iter().map(|point| {
+                Circle::new((point.level, point.accuracy), 3, ACCURACY_COLOR.filled())
+            }),
         )?;
         chart
             .draw_secondary_series(LineSeries::new(
-                self.points.iter().map(|point| (point.0, point.2)),
+                self.points
+                    .iter()
+                    .map(|point| (point.level, point.mean_llr)),
                 LLR_COLOR.stroke_width(2),
             ))?
-            .label(format!("mean LLR (right), band ±{threshold} nat"))
+            .label(format!("mean LLR (right axis); dotted: ±{threshold} nat"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LLR_COLOR.stroke_width(2)));
         chart.draw_secondary_series(
             self.points
                 .iter()
-                .map(|point| Circle::new((point.0, point.2), 3, LLR_COLOR.filled())),
+                .map(|point| Circle::new((point.level, point.mean_llr), 3, LLR_COLOR.filled())),
         )?;
 
-        for (name, crossing, color) in [
+        for (name, level, color) in self.crossover_lines() {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(level, 0.0), (level, 1.02)],
+                    8,
+                    5,
+                    color.stroke_width(2),
+                ))?
+                .label(format!("{name} at {level}"))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+        Ok(())
+    }
+
+    fn draw_total<X>(
+        &self,
+        area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+        x_axis: X,
+    ) -> DrawResult<()>
+    where
+        X: AsRangedCoord<Value = f64> + Clone,
+        X::CoordDescType: ValueFormatter<f64>,
+    {
+        let threshold = self.thresholds.population_llr;
+        let totals: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .map(|point| (point.level, point.total_llr.abs()))
+            .filter(|&(_, total)| total > 0.0 && total.is_finite())
+            .collect();
+        let low = totals
+            .iter()
+            .map(|point| point.1)
+            .fold(threshold / 10.0, f64::min);
+        let high = totals
+            .iter()
+            .map(|point| point.1)
+            .fold(threshold * 10.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .right_y_label_area_size(64)
+            .build_cartesian_2d(x_axis, (low / 2.0..high * 2.0).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc("|total LLR| (nats)")
+            .y_label_formatter(&|value| format!("{value:.0e}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        let (x_start, x_end) = (
+            self.points[0].level,
+            self.points[self.points.len() - 1].level,
+        );
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x_start, threshold), (x_end, threshold)],
+                3,
+                3,
+                POPULATION_COLOR.stroke_width(1),
+            ))?
+            .label(format!("population threshold {threshold} nats"))
+            .legend(|(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], POPULATION_COLOR.stroke_width(1))
+            });
+        chart
+            .draw_series(LineSeries::new(
+                totals.iter().copied(),
+                BLACK.stroke_width(2),
+            ))?
+            .label("|total LLR| over the evaluation set")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        chart.draw_series(
+            totals
+                .iter()
+                .map(|&point| Circle::new(point, 3, BLACK.filled())),
+        )?;
+        for (_, level, color) in self.crossover_lines() {
+            chart.draw_series(DashedLineSeries::new(
+                [(level, low / 2.0), (level, high * 2.0)],
+                8,
+                5,
+                color.stroke_width(2),
+            ))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+        Ok(())
+    }
+
+    /// Returns name, level and colour of every crossover that lies on the drawn levels.
+    fn crossover_lines(&self) -> Vec<(&'static str, f64, RGBColor)> {
+        [
             (
                 "accuracy crossover",
                 &self.crossovers.accuracy,
@@ -192,34 +342,11 @@ impl Figure<'_> {
                 &self.crossovers.population_llr,
                 POPULATION_COLOR,
             ),
-        ] {
-            let Some(level) = crossing.first else {
-                continue;
-            };
-            if !self.points.iter().any(|point| point.0 == level) {
-                continue;
-            }
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(level, 0.0), (level, 1.02)],
-                    8,
-                    5,
-                    color.stroke_width(2),
-                ))?
-                .label(format!("{name} at {level}"))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
-        root.present()?;
-        Ok(())
+        ]
+        .into_iter()
+        .filter_map(|(name, crossing, color)| crossing.first.map(|level| (name, level, color)))
+        .filter(|(_, level, _)| self.points.iter().any(|point| point.level == *level))
+        .collect()
     }
 }
 
@@ -282,6 +409,7 @@ mod tests {
         let options = PlotOptions {
             log_x: true,
             title: Some("log axis".into()),
+            x_label: None,
         };
         plot_sweep(&result, &crossovers, &thresholds, &path, &options).unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains("log axis"));
