@@ -58,6 +58,7 @@
 pub mod crossover;
 pub mod data;
 mod error;
+pub mod incremental;
 pub mod metric;
 pub mod mlp;
 pub mod model;
