@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::crossover::{Crossovers, Thresholds};
 use crate::error::{Error, Result};
-use crate::metric::{accuracy, check_labels, standard_metrics, Evaluation, Metric};
+use crate::metric::{accuracy, check_labels, standard_metrics, Evaluation, Metric, ReferenceCache};
 use crate::model::Model;
 use crate::perturb::Perturbation;
 
@@ -152,6 +152,7 @@ impl SweepResult {
 pub struct Recorder<'a> {
     result: SweepResult,
     reference: Array2<f64>,
+    cache: ReferenceCache,
     labels: &'a [usize],
     metrics: &'a [Box<dyn Metric + Send + Sync>],
 }
@@ -170,7 +171,8 @@ impl<'a> Recorder<'a> {
                 index: self.result.rows.len(),
             });
         }
-        let evaluation = Evaluation::new(self.reference.view(), perturbed, self.labels)?;
+        let evaluation = Evaluation::new(self.reference.view(), perturbed, self.labels)?
+            .with_cache(&self.cache)?;
         let values = self
             .metrics
             .iter()
@@ -248,6 +250,7 @@ impl Sweep {
         // Validates shapes, labels and NaN once, up front.
         let evaluation = Evaluation::new(reference.view(), reference.view(), labels)?;
         let reference_accuracy = accuracy(&evaluation);
+        let cache = ReferenceCache::new(reference.view());
         Ok(Recorder {
             result: SweepResult {
                 perturbation: perturbation.into(),
@@ -258,6 +261,7 @@ impl Sweep {
                 n_samples: labels.len(),
             },
             reference,
+            cache,
             labels,
             metrics: &self.metrics,
         })
