@@ -216,6 +216,7 @@ fn main() {
         &PlotOptions {
             log_x: !args.linear_x,
             title: Some(title),
+            x_label: Some("epoch (optimizer steps)".into()),
         },
     ));
 

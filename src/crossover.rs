@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-/// Which side of the threshold counts as crossed.
+/// The side of a threshold that counts as crossed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
@@ -25,12 +25,12 @@ pub enum Side {
 pub struct Threshold {
     /// The boundary value.
     pub value: f64,
-    /// Which side of `value` counts as crossed.
+    /// The side of `value` that counts as crossed.
     pub side: Side,
 }
 
 impl Threshold {
-    /// A threshold crossed when `value > threshold`.
+    /// Creates a threshold crossed when `value > threshold`.
     pub fn above(threshold: f64) -> Self {
         Threshold {
             value: threshold,
@@ -38,7 +38,7 @@ impl Threshold {
         }
     }
 
-    /// A threshold crossed when `value < threshold`.
+    /// Creates a threshold crossed when `value < threshold`.
     pub fn below(threshold: f64) -> Self {
         Threshold {
             value: threshold,
@@ -46,7 +46,7 @@ impl Threshold {
         }
     }
 
-    /// A threshold crossed when `|value| > threshold`.
+    /// Creates a threshold crossed when `|value| > threshold`.
     pub fn outside(threshold: f64) -> Self {
         Threshold {
             value: threshold,
@@ -83,7 +83,7 @@ impl Threshold {
     }
 }
 
-/// Where one series crosses its threshold.
+/// The crossing points of one series.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Crossing {
     /// The first level at which the series is beyond the threshold; `None` when never crossed.
@@ -190,7 +190,7 @@ pub fn find_crossing(levels: &[f64], values: &[f64], threshold: &Threshold) -> R
     })
 }
 
-/// How the accuracy crossover is measured against the reference accuracy.
+/// The rule that compares accuracy with the reference accuracy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccuracyRule {
@@ -204,7 +204,7 @@ pub enum AccuracyRule {
 /// The three thresholds that define a crossover.
 ///
 /// Defaults: an accuracy drop of more than 0.01 (one percentage point), `|mean LLR| > 1` nat (one
-/// sample tells the models apart), and `|total LLR| > 3` nats over the evaluation set, a
+/// sample distinguishes the models), and `|total LLR| > 3` nats over the evaluation set, a
 /// likelihood ratio of about 20:1 and close to Wald's SPRT boundary `ln((1 - b) / a) = 2.94` for
 /// error rates `a = b = 0.05`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -306,11 +306,11 @@ impl std::fmt::Display for Direction {
 /// The crossings of accuracy, per-sample LLR and population LLR in one sweep, and their order.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Crossovers {
-    /// Where accuracy moves by more than [`Thresholds::accuracy`].
+    /// Crossing of an accuracy change larger than [`Thresholds::accuracy`].
     pub accuracy: Crossing,
-    /// Where `|mean LLR|` exceeds [`Thresholds::per_sample_llr`].
+    /// Crossing of `|mean LLR|` above [`Thresholds::per_sample_llr`].
     pub per_sample_llr: Crossing,
-    /// Where `|total LLR|` exceeds [`Thresholds::population_llr`].
+    /// Crossing of `|total LLR|` above [`Thresholds::population_llr`].
     pub population_llr: Crossing,
     /// The order of the accuracy and per-sample LLR crossings.
     pub direction: Direction,

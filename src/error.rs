@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Errors returned by every fallible function of the crate.
 ///
 /// Each variant carries the offending value (a path, a shape, a level) so that the message alone
-/// says what to fix.
+/// shows what to fix.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

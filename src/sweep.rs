@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::crossover::{Crossovers, Thresholds};
 use crate::error::{Error, Result};
-use crate::metric::{accuracy, check_labels, standard_metrics, Evaluation, Metric};
+use crate::metric::{accuracy, check_labels, standard_metrics, Evaluation, Metric, ReferenceCache};
 use crate::model::Model;
 use crate::perturb::Perturbation;
 
@@ -39,7 +39,7 @@ pub struct SweepRow {
 pub struct SweepResult {
     /// Name of the perturbation, for reports.
     pub perturbation: String,
-    /// What a level is, for example `strength` or `epoch`; used as a column name.
+    /// Name of the level column, for example `strength` or `epoch`.
     pub level_name: String,
     /// Metric names, the columns of every row.
     pub metric_names: Vec<String>,
@@ -73,6 +73,64 @@ impl SweepResult {
         Ok(self.rows.iter().map(|row| row.values[index]).collect())
     }
 
+    /// Averages sweeps that share their levels and metrics, such as one sweep per noise seed,
+    /// into one sweep named `name`.
+    ///
+    /// Every value, and the reference accuracy, is the arithmetic mean over the sweeps. For a
+    /// metric that is not linear in the per-sample values, such as `samples_to_detect`, this is
+    /// the mean of the metric and not the metric of the mean.
+    ///
+    /// # Errors
+    /// Returns [`Error::Empty`] for no sweeps and [`Error::InvalidParameter`] naming the first
+    /// sweep whose levels, metric names or sample count differ from the first sweep's.
+    pub fn mean(name: impl Into<String>, sweeps: &[SweepResult]) -> Result<SweepResult> {
+        let Some(first) = sweeps.first() else {
+            return Err(Error::Empty("list of sweeps to average"));
+        };
+        for (index, sweep) in sweeps.iter().enumerate().skip(1) {
+            if sweep.levels() != first.levels()
+                || sweep.metric_names != first.metric_names
+                || sweep.n_samples != first.n_samples
+            {
+                return Err(Error::invalid_parameter(
+                    "sweep to average",
+                    format!("#{index} ({})", sweep.perturbation),
+                    "the same levels, metrics and sample count as the first sweep",
+                ));
+            }
+        }
+        let count = sweeps.len() as f64;
+        let rows = first
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(row_index, row)| SweepRow {
+                level: row.level,
+                values: (0..row.values.len())
+                    .map(|column| {
+                        sweeps
+                            .iter()
+                            .map(|sweep| sweep.rows[row_index].values[column])
+                            .sum::<f64>()
+                            / count
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(SweepResult {
+            perturbation: name.into(),
+            level_name: first.level_name.clone(),
+            metric_names: first.metric_names.clone(),
+            rows,
+            reference_accuracy: sweeps
+                .iter()
+                .map(|sweep| sweep.reference_accuracy)
+                .sum::<f64>()
+                / count,
+            n_samples: first.n_samples,
+        })
+    }
+
     /// Finds the accuracy, per-sample LLR and population LLR crossovers.
     ///
     /// # Errors
@@ -94,6 +152,7 @@ impl SweepResult {
 pub struct Recorder<'a> {
     result: SweepResult,
     reference: Array2<f64>,
+    cache: ReferenceCache,
     labels: &'a [usize],
     metrics: &'a [Box<dyn Metric + Send + Sync>],
 }
@@ -112,7 +171,8 @@ impl<'a> Recorder<'a> {
                 index: self.result.rows.len(),
             });
         }
-        let evaluation = Evaluation::new(self.reference.view(), perturbed, self.labels)?;
+        let evaluation = Evaluation::new(self.reference.view(), perturbed, self.labels)?
+            .with_cache(&self.cache)?;
         let values = self
             .metrics
             .iter()
@@ -190,6 +250,7 @@ impl Sweep {
         // Validates shapes, labels and NaN once, up front.
         let evaluation = Evaluation::new(reference.view(), reference.view(), labels)?;
         let reference_accuracy = accuracy(&evaluation);
+        let cache = ReferenceCache::new(reference.view());
         Ok(Recorder {
             result: SweepResult {
                 perturbation: perturbation.into(),
@@ -200,6 +261,7 @@ impl Sweep {
                 n_samples: labels.len(),
             },
             reference,
+            cache,
             labels,
             metrics: &self.metrics,
         })
@@ -380,6 +442,61 @@ mod tests {
         let mean_llr = result.column("mean_llr").unwrap();
         assert_eq!(mean_llr[0], 0.0);
         assert!(mean_llr[2] != 0.0);
+    }
+
+    #[test]
+    fn mean_averages_every_column() {
+        let (network, inputs, labels) = fixture();
+        let sweep = Sweep::default();
+        let levels = [0.0, 0.5, 0.9];
+        let runs: Vec<SweepResult> = [3, 4]
+            .into_iter()
+            .map(|seed| {
+                sweep
+                    .run(
+                        &network,
+                        &crate::perturb::RandomPruning { seed },
+                        &levels,
+                        &inputs,
+                        &labels,
+                        |_| {},
+                    )
+                    .unwrap()
+            })
+            .collect();
+        let mean = SweepResult::mean("random pruning (mean)", &runs).unwrap();
+        assert_eq!(mean.perturbation, "random pruning (mean)");
+        assert_eq!(mean.levels(), levels.to_vec());
+        for name in ["accuracy", "mean_llr", "total_llr"] {
+            let first = runs[0].column(name).unwrap();
+            let second = runs[1].column(name).unwrap();
+            for (index, value) in mean.column(name).unwrap().into_iter().enumerate() {
+                assert_eq!(value, (first[index] + second[index]) / 2.0);
+            }
+        }
+    }
+
+    #[test]
+    fn mean_rejects_different_levels() {
+        let (network, inputs, labels) = fixture();
+        let run = |levels: &[f64]| {
+            Sweep::default()
+                .run(
+                    &network,
+                    &GlobalMagnitudePruning::default(),
+                    levels,
+                    &inputs,
+                    &labels,
+                    |_| {},
+                )
+                .unwrap()
+        };
+        let error = SweepResult::mean("mean", &[run(&[0.0, 0.5]), run(&[0.0, 0.6])]).unwrap_err();
+        assert!(error.to_string().contains("#1"), "{error}");
+        assert!(matches!(
+            SweepResult::mean("mean", &[]),
+            Err(Error::Empty(_))
+        ));
     }
 
     #[test]

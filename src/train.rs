@@ -55,7 +55,7 @@ impl TrainConfig {
     }
 }
 
-/// Where a training run is, passed to the progress callback after every batch.
+/// Progress of a training run, passed to the callback after every batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrainProgress {
     /// Current epoch, starting at 0.

@@ -47,6 +47,9 @@ const CLASS_COUNT: usize = 10;
 /// Height and width of an MNIST image in pixels.
 const IMAGE_SIDE: usize = 28;
 
+/// Distinguishes the temporary files of fetches within one process.
+static STAGE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 /// Name of an MNIST file and the SHA-256 of its raw (uncompressed) content, in lowercase hex.
 #[derive(Debug, Clone, Copy)]
 struct MnistFile {
@@ -148,6 +151,15 @@ pub fn ensure_mnist(dir: &Path) -> Result<()> {
     if missing_files(dir).is_empty() {
         return Ok(());
     }
+    // Threads of one process (tests run in parallel) fetch one at a time; whoever comes second
+    // finds the files in place. A poisoned lock only means another fetch failed, so it is reused.
+    static FETCH_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if missing_files(dir).is_empty() {
+        return Ok(());
+    }
 
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let scratch = ScratchDir::create()?;
@@ -196,6 +208,61 @@ pub fn load_mnist(dir: &Path, split: Split) -> Result<Dataset> {
     }
 
     Ok(dataset)
+}
+
+/// Where the data of [`load_mnist_or_synthetic`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    /// The MNIST files in the given directory.
+    Mnist,
+    /// Seeded random data of MNIST's shape, made by [`Dataset::synthetic`].
+    Synthetic,
+}
+
+impl DataKind {
+    /// Returns `"mnist"` or `"synthetic"`, the name used in benchmark output.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataKind::Mnist => "mnist",
+            DataKind::Synthetic => "synthetic",
+        }
+    }
+}
+
+/// Reads both MNIST splits (train, test) from `dir` when all four files are there, and makes
+/// seeded synthetic data of the same shape when none is; never fetches anything.
+///
+/// Benchmarks use it so that they run on a machine without MNIST and say which data they timed.
+/// The synthetic splits have 60,000 and 10,000 samples of 784 pixels uniform in `[0, 1)` with
+/// uniform labels in `0..10`, drawn from seeds `seed` and `seed + 1`.
+///
+/// # Errors
+///
+/// - [`Error::DataUnavailable`] when only some of the four files are in `dir`.
+/// - Every error of [`load_mnist`].
+pub fn load_mnist_or_synthetic(dir: &Path, seed: u64) -> Result<(DataKind, Dataset, Dataset)> {
+    let missing = missing_files(dir);
+    if missing.len() == MNIST_FILES.len() {
+        let pixels = IMAGE_SIDE * IMAGE_SIDE;
+        return Ok((
+            DataKind::Synthetic,
+            Dataset::synthetic(60_000, pixels, CLASS_COUNT, seed),
+            Dataset::synthetic(10_000, pixels, CLASS_COUNT, seed.wrapping_add(1)),
+        ));
+    }
+    if !missing.is_empty() {
+        return Err(Error::DataUnavailable(format!(
+            "incomplete MNIST directory {}: missing {}. {}",
+            dir.display(),
+            missing.join(", "),
+            manual_install_hint(dir)
+        )));
+    }
+    Ok((
+        DataKind::Mnist,
+        load_mnist(dir, Split::Train)?,
+        load_mnist(dir, Split::Test)?,
+    ))
 }
 
 /// Fetches MNIST into `dir` when files are missing, then reads one split.
@@ -399,7 +466,11 @@ impl StagedFile {
     fn write(dir: &Path, name: &'static str, contents: &[u8]) -> Result<StagedFile> {
         let staged = StagedFile {
             name,
-            temp_path: dir.join(format!(".{name}.partial-{}", std::process::id())),
+            temp_path: dir.join(format!(
+                ".{name}.partial-{}-{}",
+                std::process::id(),
+                STAGE_COUNTER.fetch_add(1, Ordering::Relaxed)
+            )),
             final_path: dir.join(name),
             committed: false,
         };
@@ -481,6 +552,25 @@ mod tests {
         gzip, idx_bytes, image_pixels, write_images, write_labels,
     };
     use super::*;
+
+    #[test]
+    fn mnist_or_synthetic_without_files_is_synthetic() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kind, train, test) = load_mnist_or_synthetic(dir.path(), 4).unwrap();
+        assert_eq!(kind, DataKind::Synthetic);
+        assert_eq!(train.images.dim(), (60_000, 784));
+        assert_eq!(test.images.dim(), (10_000, 784));
+        assert_eq!(test, Dataset::synthetic(10_000, 784, 10, 5));
+    }
+
+    #[test]
+    fn mnist_or_synthetic_rejects_partial_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), b"").unwrap();
+        let error = load_mnist_or_synthetic(dir.path(), 0).unwrap_err();
+        assert!(matches!(error, Error::DataUnavailable(_)));
+        assert!(error.to_string().contains("train-images-idx3-ubyte"));
+    }
 
     /// Returns the message of a `DataUnavailable` error.
     fn unavailable_message(error: Error) -> String {

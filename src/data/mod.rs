@@ -11,12 +11,17 @@ pub mod mnist;
 use std::path::Path;
 
 use ndarray::{s, Array2};
+use ndarray_rand::rand::rngs::StdRng;
+use ndarray_rand::rand::{Rng, SeedableRng};
+use ndarray_rand::rand_distr::Uniform;
+use ndarray_rand::RandomExt;
 
 use crate::error::{Error, Result};
 
 pub use idx::{read_idx, read_images, read_labels, IdxArray, Images};
 pub use mnist::{
-    ensure_mnist, fetch_and_load_mnist, load_mnist, resolve_mnist_dir, Split, MNIST_DIR_ENV,
+    ensure_mnist, fetch_and_load_mnist, load_mnist, load_mnist_or_synthetic, resolve_mnist_dir,
+    DataKind, Split, MNIST_DIR_ENV,
 };
 
 /// Images and their class labels.
@@ -71,6 +76,20 @@ impl Dataset {
     /// Returns the number of features per sample, `rows * cols` for images.
     pub fn n_features(&self) -> usize {
         self.images.ncols()
+    }
+
+    /// Makes seeded random data: features uniform in `[0, 1)` and labels uniform in
+    /// `0..classes`, for benchmarks and tests that need a data set of a given shape.
+    ///
+    /// `classes` of 0 is treated as 1.
+    pub fn synthetic(samples: usize, features: usize, classes: usize, seed: u64) -> Dataset {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let unit = Uniform::new(0.0f32, 1.0).expect("0 < 1 is a valid range");
+        let images = Array2::random_using((samples, features), unit, &mut rng);
+        let labels = (0..samples)
+            .map(|_| rng.random_range(0..classes.max(1)))
+            .collect();
+        Dataset { images, labels }
     }
 
     /// Returns a copy of the first `min(n, self.len())` samples.
@@ -134,6 +153,16 @@ mod tests {
         );
         assert!(message.contains("3 images"), "{message}");
         assert!(message.contains("2 labels"), "{message}");
+    }
+
+    #[test]
+    fn synthetic_is_seeded_and_in_range() {
+        let first = Dataset::synthetic(50, 7, 3, 9);
+        assert_eq!(first, Dataset::synthetic(50, 7, 3, 9));
+        assert_ne!(first, Dataset::synthetic(50, 7, 3, 10));
+        assert_eq!(first.images.dim(), (50, 7));
+        assert!(first.images.iter().all(|&x| (0.0..1.0).contains(&x)));
+        assert!(first.labels.iter().all(|&label| label < 3));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub fn accuracy(evaluation: &Evaluation) -> f64 {
 
 /// Returns the fraction of samples whose perturbed prediction differs from the reference's.
 pub fn flip_rate(evaluation: &Evaluation) -> f64 {
-    let reference = argmax_rows(evaluation.reference());
+    let reference = evaluation.reference_predictions();
     let perturbed = argmax_rows(evaluation.perturbed());
     let flips = reference
         .iter()

@@ -36,21 +36,22 @@ fn total_llr(evaluation: &Evaluation) -> f64 {
 /// Computes the mean over samples of `KL(reference || perturbed)` in nats,
 /// `(1/n) sum_i sum_c p_ref(c|x_i) (log p_ref(c|x_i) - log p_pert(c|x_i))`.
 ///
-/// A class with reference probability 0 contributes 0 (the convention `0 ln 0 = 0`), and a class
-/// the reference finds possible but the perturbed model gives `-inf` makes the divergence
-/// infinite. Each sample's divergence is clamped at 0, because rounding can turn a true value of
-/// about 0 into something like `-1e-17`.
+/// A class whose reference probability is 0 in `f64` (log-probability `-inf`, or below about
+/// `-745`) contributes 0, the convention `0 ln 0 = 0`. A class the reference finds possible but
+/// the perturbed model gives `-inf` makes the divergence infinite. Each sample's divergence is
+/// clamped at 0, because rounding can turn a true value of about 0 into something like `-1e-17`.
 pub fn mean_kl(evaluation: &Evaluation) -> f64 {
-    let total: f64 = evaluation
-        .reference()
+    let probabilities = evaluation.reference_probabilities();
+    let total: f64 = probabilities
         .axis_iter(Axis(0))
+        .zip(evaluation.reference().axis_iter(Axis(0)))
         .zip(evaluation.perturbed().axis_iter(Axis(0)))
-        .map(|(reference, perturbed)| {
-            let divergence: f64 = reference
+        .map(|((probability, reference), perturbed)| {
+            let divergence: f64 = probability
                 .iter()
-                .zip(perturbed.iter())
-                .filter(|(&log_ref, _)| log_ref > f64::NEG_INFINITY)
-                .map(|(&log_ref, &log_pert)| log_ref.exp() * (log_ref - log_pert))
+                .zip(reference.iter().zip(perturbed.iter()))
+                .filter(|(&p, _)| p > 0.0)
+                .map(|(&p, (&log_ref, &log_pert))| p * (log_ref - log_pert))
                 .sum();
             divergence.max(0.0)
         })

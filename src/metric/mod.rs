@@ -11,9 +11,12 @@ mod information;
 pub use behavior::{accuracy, flip_rate, Accuracy, FlipRate};
 pub use information::{llr_per_sample, mean_kl, MeanKl, MeanLlr, SamplesToDetect, TotalLlr};
 
-use ndarray::ArrayView2;
+use std::borrow::Cow;
+
+use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 
 use crate::error::{Error, Result};
+use crate::model::argmax_rows;
 
 /// Reference and perturbed log-probabilities of the same labelled samples, validated.
 ///
@@ -24,6 +27,24 @@ pub struct Evaluation<'a> {
     reference: ArrayView2<'a, f64>,
     perturbed: ArrayView2<'a, f64>,
     labels: &'a [usize],
+    cache: Option<&'a ReferenceCache>,
+}
+
+/// Quantities of the reference that stay fixed along a sweep, computed once by a
+/// [`Recorder`](crate::Recorder) instead of at every level.
+#[derive(Debug, Clone)]
+pub(crate) struct ReferenceCache {
+    probabilities: Array2<f64>,
+    predictions: Vec<usize>,
+}
+
+impl ReferenceCache {
+    pub(crate) fn new(reference: ArrayView2<f64>) -> Self {
+        ReferenceCache {
+            probabilities: reference.mapv(f64::exp),
+            predictions: argmax_rows(reference),
+        }
+    }
 }
 
 impl<'a> Evaluation<'a> {
@@ -67,7 +88,40 @@ impl<'a> Evaluation<'a> {
             reference,
             perturbed,
             labels,
+            cache: None,
         })
+    }
+
+    /// Attaches quantities precomputed from this evaluation's reference.
+    ///
+    /// The caller guarantees that `cache` was built from the same reference; the shape is
+    /// checked as a guard.
+    pub(crate) fn with_cache(mut self, cache: &'a ReferenceCache) -> Result<Self> {
+        if cache.probabilities.shape() != self.reference.shape() {
+            return Err(Error::shape(
+                "cached reference probabilities",
+                self.reference.shape(),
+                cache.probabilities.shape(),
+            ));
+        }
+        self.cache = Some(cache);
+        Ok(self)
+    }
+
+    /// Returns the reference probabilities `exp(log p_ref)`.
+    pub fn reference_probabilities(&self) -> CowArray<'_, f64, Ix2> {
+        match self.cache {
+            Some(cache) => CowArray::from(cache.probabilities.view()),
+            None => CowArray::from(self.reference.mapv(f64::exp)),
+        }
+    }
+
+    /// Returns the reference model's predicted classes (argmax, first on ties).
+    pub fn reference_predictions(&self) -> Cow<'_, [usize]> {
+        match self.cache {
+            Some(cache) => Cow::Borrowed(&cache.predictions),
+            None => Cow::Owned(argmax_rows(self.reference)),
+        }
     }
 
     /// Returns the reference model's log-probabilities.
@@ -135,7 +189,7 @@ pub trait Metric {
     }
 }
 
-/// Returns the metrics every sweep records unless told otherwise, in report order:
+/// Returns the metrics a [`Sweep`](crate::Sweep) records by default, in report order:
 /// `accuracy`, `mean_llr`, `total_llr`, `mean_kl`, `flip_rate` and `samples_to_detect` (at 3 nats).
 pub fn standard_metrics() -> Vec<Box<dyn Metric + Send + Sync>> {
     vec![
@@ -195,6 +249,40 @@ mod tests {
         let log_probs = array![[0.0, -1.0], [-1.0, 0.0]];
         let error = Evaluation::new(log_probs.view(), log_probs.view(), &[0]).unwrap_err();
         assert!(matches!(error, Error::ShapeMismatch { .. }));
+    }
+
+    #[test]
+    fn cached_reference_gives_same_metrics() {
+        let reference = array![
+            [-0.1, -2.4, -5.0],
+            [-3.0, -0.06, -4.0],
+            [f64::NEG_INFINITY, 0.0, -800.0]
+        ];
+        let perturbed = array![[-0.7, -0.8, -3.0], [-0.02, -4.0, -5.0], [-1.0, -0.5, -2.0]];
+        let labels = [0, 1, 2];
+        let plain = Evaluation::new(reference.view(), perturbed.view(), &labels).unwrap();
+        let cache = ReferenceCache::new(reference.view());
+        let cached = plain.with_cache(&cache).unwrap();
+        for metric in standard_metrics() {
+            let expected = metric.compute(&plain).unwrap();
+            assert_eq!(
+                metric.compute(&cached).unwrap(),
+                expected,
+                "{}",
+                metric.name()
+            );
+        }
+    }
+
+    #[test]
+    fn cache_of_other_shape_is_rejected() {
+        let reference = array![[0.0, f64::NEG_INFINITY]];
+        let cache = ReferenceCache::new(array![[0.0, f64::NEG_INFINITY, f64::NEG_INFINITY]].view());
+        let evaluation = Evaluation::new(reference.view(), reference.view(), &[0]).unwrap();
+        assert!(matches!(
+            evaluation.with_cache(&cache),
+            Err(Error::ShapeMismatch { .. })
+        ));
     }
 
     #[test]

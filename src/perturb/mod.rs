@@ -1,10 +1,23 @@
 //! Perturbations: ways to make a changed copy of a model at a given strength.
 
+mod interpolate;
+mod noise;
 mod prune;
+mod quantize;
+mod structured;
 
+pub use interpolate::{default_interpolation_levels, interpolate, Interpolation};
+pub use noise::{default_noise_levels, weight_std, GaussianWeightNoise};
 pub use prune::{
     pruning_count, sparsity, GlobalMagnitudePruning, LayerwiseMagnitudePruning, RandomPruning,
     Sparsity,
+};
+pub use quantize::{
+    bit_width, default_bit_widths, quantize, Granularity, QuantScheme, Quantization, MAX_BITS,
+};
+pub use structured::{
+    hidden_neuron_count, neuron_norms, remove_neuron, Neuron, NeuronNorm, NeuronScope,
+    RandomNeuronPruning, StructuredPruning,
 };
 
 use crate::error::{Error, Result};

@@ -37,7 +37,7 @@ fn check_fraction(fraction: f64) -> Result<()> {
 }
 
 /// Position of one parameter: layer index, whether it is a bias, flat index within the tensor.
-type Position = (usize, bool, usize);
+pub(crate) type Position = (usize, bool, usize);
 
 /// Lists parameter positions in layer order, weights row-major, optionally each layer's bias
 /// after its weights.
@@ -98,7 +98,7 @@ pub struct GlobalMagnitudePruning {
 
 impl GlobalMagnitudePruning {
     /// Returns the positions of all prunable parameters, in the order they are pruned.
-    fn ranking(&self, network: &Mlp) -> Vec<Position> {
+    pub(crate) fn ranking(&self, network: &Mlp) -> Vec<Position> {
         rank_by_magnitude(positions(network, self.include_biases))
     }
 }

@@ -1,5 +1,6 @@
 //! Reports of a sweep: a text table for the terminal, a CSV file, a JSON summary and an SVG plot.
 
+pub mod atlas;
 mod plot;
 
 pub use plot::{plot_sweep, plot_sweep_with_markers, Marker, PlotOptions};

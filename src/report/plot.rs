@@ -18,6 +18,8 @@ pub struct PlotOptions {
     pub log_x: bool,
     /// Title above the figure; defaults to the perturbation name.
     pub title: Option<String>,
+    /// Label of the level axis; defaults to the sweep's level name.
+    pub x_label: Option<String>,
 }
 
 /// An extra dashed vertical line on a sweep figure, for a level found outside [`Crossovers`].
@@ -32,22 +34,26 @@ pub struct Marker {
 const ACCURACY_COLOR: RGBColor = RGBColor(200, 55, 45);
 const LLR_COLOR: RGBColor = RGBColor(40, 90, 180);
 const POPULATION_COLOR: RGBColor = RGBColor(60, 140, 70);
-/// Sweeps with more levels than this are drawn as lines without a circle per level.
-const MAX_MARKED_POINTS: usize = 100;
 const MARKER_COLORS: [RGBColor; 4] = [
     RGBColor(130, 60, 170),
     RGBColor(225, 135, 20),
     RGBColor(20, 150, 150),
     RGBColor(110, 110, 110),
 ];
+/// Sweeps with more levels than this are drawn as lines without a circle per level.
+const MAX_MARKED_POINTS: usize = 100;
 
 type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// Draws accuracy (left axis) and mean LLR (right axis) against the level into an SVG file, with
-/// the ±threshold band of the per-sample LLR and a dashed vertical line at each crossover.
+/// Draws a two-panel SVG figure of a sweep.
+///
+/// The upper panel shows accuracy (left axis) and mean LLR (right axis) against the level, with
+/// the per-sample threshold as a dotted line. The lower panel shows `|total LLR|` on a log scale
+/// with the population threshold; levels where the total is 0 are left out of it. Dashed vertical
+/// lines mark the three crossovers in both panels.
 ///
 /// # Errors
-/// Returns [`Error::UnknownMetric`] when the sweep lacks `accuracy` or `mean_llr`,
+/// Returns [`Error::UnknownMetric`] when the sweep lacks `accuracy`, `mean_llr` or `total_llr`,
 /// [`Error::Empty`] when no level can be drawn, and [`Error::Plot`] when drawing or writing fails.
 pub fn plot_sweep(
     result: &SweepResult,
@@ -59,8 +65,8 @@ pub fn plot_sweep(
     plot_sweep_with_markers(result, crossovers, thresholds, &[], path, options)
 }
 
-/// Draws the figure of [`plot_sweep`] with one more dashed vertical line per marker, in colors
-/// that cycle after four markers.
+/// Draws the figure of [`plot_sweep`] with one more dashed vertical line per marker in both
+/// panels, in colors that cycle after four markers.
 ///
 /// # Errors
 /// Returns the errors of [`plot_sweep`].
@@ -74,13 +80,20 @@ pub fn plot_sweep_with_markers(
 ) -> Result<()> {
     let accuracy = result.column("accuracy")?;
     let mean_llr = result.column("mean_llr")?;
-    let points: Vec<(f64, f64, f64)> = result
+    let total_llr = result.column("total_llr")?;
+    let points: Vec<Point> = result
         .levels()
         .into_iter()
         .zip(accuracy)
         .zip(mean_llr)
-        .map(|((level, accuracy), llr)| (level, accuracy, llr))
-        .filter(|&(level, _, llr)| (!options.log_x || level > 0.0) && llr.is_finite())
+        .zip(total_llr)
+        .map(|(((level, accuracy), mean_llr), total_llr)| Point {
+            level,
+            accuracy,
+            mean_llr,
+            total_llr,
+        })
+        .filter(|point| (!options.log_x || point.level > 0.0) && point.mean_llr.is_finite())
         .collect();
     if points.is_empty() {
         return Err(Error::Empty("plottable levels"));
@@ -92,7 +105,6 @@ pub fn plot_sweep_with_markers(
         std::fs::create_dir_all(parent).map_err(|error| Error::io(parent, error))?;
     }
     let figure = Figure {
-        result,
         crossovers,
         thresholds,
         markers,
@@ -101,11 +113,15 @@ pub fn plot_sweep_with_markers(
             .title
             .clone()
             .unwrap_or_else(|| result.perturbation.clone()),
+        x_label: options
+            .x_label
+            .clone()
+            .unwrap_or_else(|| result.level_name.clone()),
     };
     let (low, high) = points
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), point| {
-            (low.min(point.0), high.max(point.0))
+            (low.min(point.level), high.max(point.level))
         });
     let high = if high > low { high } else { low + 1.0 };
     let drawn = if options.log_x {
@@ -119,13 +135,20 @@ pub fn plot_sweep_with_markers(
     })
 }
 
+struct Point {
+    level: f64,
+    accuracy: f64,
+    mean_llr: f64,
+    total_llr: f64,
+}
+
 struct Figure<'a> {
-    result: &'a SweepResult,
     crossovers: &'a Crossovers,
     thresholds: &'a Thresholds,
     markers: &'a [Marker],
-    points: &'a [(f64, f64, f64)],
+    points: &'a [Point],
     title: String,
+    x_label: String,
 }
 
 impl Figure<'_> {
@@ -134,34 +157,50 @@ impl Figure<'_> {
         X: AsRangedCoord<Value = f64> + Clone,
         X::CoordDescType: ValueFormatter<f64>,
     {
-        let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
+        let root = SVGBackend::new(path, (960, 760)).into_drawing_area();
         root.fill(&WHITE)?;
+        let root = root.titled(&self.title, ("sans-serif", 22))?;
+        let (upper, lower) = root.split_vertically(440);
+        self.draw_accuracy_and_mean(&upper, x_axis.clone())?;
+        self.draw_total(&lower, x_axis)?;
+        root.present()?;
+        Ok(())
+    }
+
+    fn draw_accuracy_and_mean<X>(
+        &self,
+        area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+        x_axis: X,
+    ) -> DrawResult<()>
+    where
+        X: AsRangedCoord<Value = f64> + Clone,
+        X::CoordDescType: ValueFormatter<f64>,
+    {
         let threshold = self.thresholds.per_sample_llr;
         let llr_low = self
             .points
             .iter()
-            .map(|point| point.2)
+            .map(|point| point.mean_llr)
             .fold(-1.5 * threshold, f64::min);
         let llr_high = self
             .points
             .iter()
-            .map(|point| point.2)
+            .map(|point| point.mean_llr)
             .fold(0.25 * threshold, f64::max);
         let llr_span = llr_high - llr_low;
         let llr_range: RangedCoordf64 =
             (llr_low - 0.05 * llr_span..llr_high + 0.05 * llr_span).into();
 
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&self.title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(46)
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .x_label_area_size(40)
             .y_label_area_size(64)
             .right_y_label_area_size(64)
             .build_cartesian_2d(x_axis.clone(), 0.0..1.02f64)?
             .set_secondary_coord(x_axis, llr_range);
         chart
             .configure_mesh()
-            .x_desc(self.result.level_name.as_str())
+            .x_desc(self.x_label.as_str())
             .y_desc("accuracy")
             .y_label_formatter(&|value| format!("{value:.1}"))
             .light_line_style(WHITE.mix(0.0))
@@ -171,54 +210,201 @@ impl Figure<'_> {
             .y_desc("mean LLR (nats)")
             .draw()?;
 
-        // The band |mean LLR| <= threshold inside which one sample cannot tell the models apart.
-        let (x_start, x_end) = (self.points[0].0, self.points[self.points.len() - 1].0);
+        let (x_start, x_end) = (
+            self.points[0].level,
+            self.points[self.points.len() - 1].level,
+        );
         for bound in [-threshold, threshold] {
             if (llr_low..=llr_high).contains(&bound) {
                 chart.draw_secondary_series(DashedLineSeries::new(
                     [(x_start, bound), (x_end, bound)],
-                    4,
-                    4,
-                    LLR_COLOR.mix(0.5).stroke_width(1),
+                    3,
+                    3,
+                    LLR_COLOR.mix(0.7).stroke_width(1),
                 ))?;
             }
         }
 
         chart
             .draw_series(LineSeries::new(
-                self.points.iter().map(|point| (point.0, point.1)),
+                self.points
+                    .iter()
+                    .map(|point| (point.level, point.accuracy)),
                 ACCURACY_COLOR.stroke_width(2),
             ))?
-            .label("accuracy (left)")
+            .label("accuracy (left axis)")
             .legend(|(x, y)| {
                 PathElement::new([(x, y), (x + 20, y)], ACCURACY_COLOR.stroke_width(2))
             });
-        // Point markers only for short sweeps: thousands of epochs would bury the lines and
-        // inflate the file.
-        let marked_points = if self.points.len() <= MAX_MARKED_POINTS {
-            self.points
-        } else {
-            &[]
-        };
         chart.draw_series(
-            marked_points
-                .iter()
-                .map(|point| Circle::new((point.0, point.1), 3, ACCURACY_COLOR.filled())),
+            self.marked_points().iter().map(|point| {
+                Circle::new((point.level, point.accuracy), 3, ACCURACY_COLOR.filled())
+            }),
         )?;
         chart
             .draw_secondary_series(LineSeries::new(
-                self.points.iter().map(|point| (point.0, point.2)),
+                self.points
+                    .iter()
+                    .map(|point| (point.level, point.mean_llr)),
                 LLR_COLOR.stroke_width(2),
             ))?
-            .label(format!("mean LLR (right), band ±{threshold} nat"))
+            .label(format!("mean LLR (right axis); dotted: ±{threshold} nat"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LLR_COLOR.stroke_width(2)));
         chart.draw_secondary_series(
-            marked_points
+            self.marked_points()
                 .iter()
-                .map(|point| Circle::new((point.0, point.2), 3, LLR_COLOR.filled())),
+                .map(|point| Circle::new((point.level, point.mean_llr), 3, LLR_COLOR.filled())),
         )?;
 
-        for (name, crossing, color) in [
+        for (name, level, color) in self.crossover_lines() {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(level, 0.0), (level, 1.02)],
+                    8,
+                    5,
+                    color.stroke_width(2),
+                ))?
+                .label(format!("{name} at {level}"))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        for (label, level, color) in self.marker_lines() {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(level, 0.0), (level, 1.02)],
+                    4,
+                    4,
+                    color.stroke_width(2),
+                ))?
+                .label(format!("{label} at {level}"))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+        Ok(())
+    }
+
+    fn draw_total<X>(
+        &self,
+        area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+        x_axis: X,
+    ) -> DrawResult<()>
+    where
+        X: AsRangedCoord<Value = f64> + Clone,
+        X::CoordDescType: ValueFormatter<f64>,
+    {
+        let threshold = self.thresholds.population_llr;
+        let totals: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .map(|point| (point.level, point.total_llr.abs()))
+            .filter(|&(_, total)| total > 0.0 && total.is_finite())
+            .collect();
+        let low = totals
+            .iter()
+            .map(|point| point.1)
+            .fold(threshold / 10.0, f64::min);
+        let high = totals
+            .iter()
+            .map(|point| point.1)
+            .fold(threshold * 10.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .right_y_label_area_size(64)
+            .build_cartesian_2d(x_axis, (low / 2.0..high * 2.0).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc("|total LLR| (nats)")
+            .y_label_formatter(&|value| format!("{value:.0e}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        let (x_start, x_end) = (
+            self.points[0].level,
+            self.points[self.points.len() - 1].level,
+        );
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x_start, threshold), (x_end, threshold)],
+                3,
+                3,
+                POPULATION_COLOR.stroke_width(1),
+            ))?
+            .label(format!("population threshold {threshold} nats"))
+            .legend(|(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], POPULATION_COLOR.stroke_width(1))
+            });
+        chart
+            .draw_series(LineSeries::new(
+                totals.iter().copied(),
+                BLACK.stroke_width(2),
+            ))?
+            .label("|total LLR| over the evaluation set")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        if self.points.len() <= MAX_MARKED_POINTS {
+            chart.draw_series(
+                totals
+                    .iter()
+                    .map(|&point| Circle::new(point, 3, BLACK.filled())),
+            )?;
+        }
+        for (_, level, color) in self.crossover_lines() {
+            chart.draw_series(DashedLineSeries::new(
+                [(level, low / 2.0), (level, high * 2.0)],
+                8,
+                5,
+                color.stroke_width(2),
+            ))?;
+        }
+        for (_, level, color) in self.marker_lines() {
+            chart.draw_series(DashedLineSeries::new(
+                [(level, low / 2.0), (level, high * 2.0)],
+                4,
+                4,
+                color.stroke_width(2),
+            ))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+        Ok(())
+    }
+
+    /// Returns the points that get a circle: all of them for short sweeps, none for long ones,
+    /// where thousands of circles would bury the lines and inflate the file.
+    fn marked_points(&self) -> &[Point] {
+        if self.points.len() <= MAX_MARKED_POINTS {
+            self.points
+        } else {
+            &[]
+        }
+    }
+
+    /// Returns label, level and colour of every marker that lies on the drawn levels.
+    fn marker_lines(&self) -> Vec<(&str, f64, RGBColor)> {
+        self.markers
+            .iter()
+            .zip(MARKER_COLORS.iter().cycle())
+            .map(|(marker, &color)| (marker.label.as_str(), marker.level, color))
+            .filter(|(_, level, _)| self.points.iter().any(|point| point.level == *level))
+            .collect()
+    }
+
+    /// Returns name, level and colour of every crossover that lies on the drawn levels.
+    fn crossover_lines(&self) -> Vec<(&'static str, f64, RGBColor)> {
+        [
             (
                 "accuracy crossover",
                 &self.crossovers.accuracy,
@@ -234,52 +420,11 @@ impl Figure<'_> {
                 &self.crossovers.population_llr,
                 POPULATION_COLOR,
             ),
-        ] {
-            let Some(level) = crossing.first else {
-                continue;
-            };
-            if !self.points.iter().any(|point| point.0 == level) {
-                continue;
-            }
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(level, 0.0), (level, 1.02)],
-                    8,
-                    5,
-                    color.stroke_width(2),
-                ))?
-                .label(format!("{name} at {level}"))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-
-        for (marker, color) in self.markers.iter().zip(MARKER_COLORS.iter().cycle()) {
-            let level = marker.level;
-            if !self.points.iter().any(|point| point.0 == level) {
-                continue;
-            }
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(level, 0.0), (level, 1.02)],
-                    4,
-                    4,
-                    color.stroke_width(2),
-                ))?
-                .label(format!("{} at {level}", marker.label))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
-        root.present()?;
-        Ok(())
+        ]
+        .into_iter()
+        .filter_map(|(name, crossing, color)| crossing.first.map(|level| (name, level, color)))
+        .filter(|(_, level, _)| self.points.iter().any(|point| point.level == *level))
+        .collect()
     }
 }
 
@@ -375,7 +520,8 @@ mod tests {
                 values: vec![0.97, -0.001 * f64::from(step), -1.0 * f64::from(step)],
             })
             .collect();
-        for (name, sweep, expected_circles) in [("short.svg", &short, 20), ("long.svg", &long, 0)] {
+        let mut circles = Vec::new();
+        for (name, sweep) in [("short.svg", &short), ("long.svg", &long)] {
             let path = directory.path().join(name);
             let crossovers = sweep.crossovers(&thresholds).unwrap();
             plot_sweep(
@@ -387,8 +533,10 @@ mod tests {
             )
             .unwrap();
             let svg = std::fs::read_to_string(&path).unwrap();
-            assert_eq!(svg.matches("<circle").count(), expected_circles, "{name}");
+            circles.push(svg.matches("<circle").count());
         }
+        // Ten levels in the upper panel twice, nine non-zero totals in the lower panel.
+        assert_eq!(circles, [29, 0]);
     }
 
     #[test]
@@ -401,6 +549,7 @@ mod tests {
         let options = PlotOptions {
             log_x: true,
             title: Some("log axis".into()),
+            x_label: None,
         };
         plot_sweep(&result, &crossovers, &thresholds, &path, &options).unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains("log axis"));
