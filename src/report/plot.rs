@@ -517,7 +517,7 @@ mod tests {
         long.rows = (0..500)
             .map(|step| SweepRow {
                 level: f64::from(step),
-                values: vec![0.97, -0.001 * f64::from(step), -1.0 * f64::from(step)],
+                values: vec![0.97, -0.001 * f64::from(step), -f64::from(step)],
             })
             .collect();
         let mut circles = Vec::new();
