@@ -138,7 +138,7 @@ fn training_loss(network: &EmbeddingMlp, data: &ModularDataset) -> f64 {
 }
 
 #[test]
-fn first_step_moves_by_learning_rate_times_gradient_sign() {
+fn first_step_follows_gradient_sign() {
     let data = ModularDataset::new(7, Operation::Add, 0.5, &mut StdRng::seed_from_u64(1)).unwrap();
     let start = EmbeddingMlp::init(7, 6, &mut StdRng::seed_from_u64(2)).unwrap();
     let mut stepped = start.clone();
@@ -252,9 +252,9 @@ fn training_rejects_mismatched_modulus() {
     assert!(error.to_string().contains("operands in 0..7"), "{error}");
 }
 
-/// A run with a hand-made history and metric series: memorization at epoch 10, a dip of the mean
-/// LLR below -1 at epoch 20, a climb above +1 at 40, the accuracy change at 50 and 90% test
-/// accuracy at 60.
+/// Builds a run with a hand-made history and metric series. It memorizes at epoch 10, the mean
+/// LLR dips below -1 at epoch 20 and climbs above +1 at 40, accuracy changes at 50, and test
+/// accuracy reaches 90% at 60.
 fn synthetic_run() -> GrokkingRun {
     let epochs = [0usize, 10, 20, 30, 40, 50, 60, 70];
     let test_accuracy = [0.01, 0.02, 0.015, 0.02, 0.025, 0.2, 0.92, 0.99];

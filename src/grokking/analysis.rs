@@ -1,5 +1,5 @@
-//! What a grokking run shows: when it memorized, when it generalized, and when each measure
-//! crossed its threshold relative to the reference checkpoint.
+//! Analysis of a grokking run: the memorization and grokking epochs, and the epoch at which each
+//! measure crossed its threshold relative to the reference checkpoint.
 //!
 //! Right after memorization the mean LLR against the memorization checkpoint first turns
 //! negative, because the model grows more confidently wrong on the test set, and only later
@@ -45,11 +45,11 @@ pub struct GrokkingCrossovers {
     /// The core crossovers: accuracy (by the thresholds' rule), `|mean LLR|`, `|total LLR|`, and
     /// their direction.
     pub core: Crossovers,
-    /// Where `mean LLR > +t` first holds, with `t` the per-sample threshold.
+    /// First epoch with `mean LLR > +t`, with `t` the per-sample threshold.
     pub llr_positive: Crossing,
-    /// Where `mean LLR < -t` first holds.
+    /// First epoch with `mean LLR < -t`.
     pub llr_negative: Crossing,
-    /// Where `mean KL(reference || current) > t` first holds, with the per-sample threshold `t`
+    /// First epoch with `mean KL(reference || current) > t`, with the per-sample threshold `t`
     /// in nats.
     pub kl: Crossing,
 }
@@ -136,8 +136,8 @@ impl GrokkingAnalysis {
 
 /// Analyses a run: memorization and grokking epochs and every crossing.
 ///
-/// `grokking_accuracy` is the test accuracy (a fraction) that counts as generalized, 0.9 in the
-/// usual definition. Pass [`grokking_thresholds`] for the behavioral crossover as a change of
+/// `grokking_accuracy` is the test accuracy (a fraction) that counts as generalized, for example
+/// 0.9. Pass [`grokking_thresholds`] for the behavioral crossover as a change of
 /// test accuracy in either direction.
 ///
 /// # Errors

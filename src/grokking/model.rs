@@ -2,8 +2,8 @@
 //! biases.
 //!
 //! A first layer `W1` of shape `(hidden, 2p)` applied to the concatenated one-hot vectors picks
-//! column `a` and column `p + b`, so the network stores it as two embedding tables
-//! `E_a = W1[:, ..p]^T` and `E_b = W1[:, p..]^T` of shape `(p, hidden)` and computes
+//! column `a` and column `p + b`. The network therefore stores it as two embedding tables
+//! `E_a = W1[:, ..p]^T` and `E_b = W1[:, p..]^T` of shape `(p, hidden)`, and computes
 //! `h = relu(E_a[a] + E_b[b])` by gathering two rows. The output layer keeps PyTorch's
 //! `nn.Linear` layout `(classes, hidden)`: `logits = h W2^T`.
 

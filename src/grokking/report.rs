@@ -258,11 +258,12 @@ fn crossings_summary(
 /// Builds the JSON summary of a run.
 ///
 /// Top-level keys: `memorization_epoch`, `reference_epoch`, `grokking_epoch`,
-/// `grokking_accuracy`, `final_test_accuracy`, `last_epoch`, `thresholds`, `crossovers` (first
-/// crossed epoch of `accuracy`, `per_sample_llr`, `population_llr`, `llr_positive`,
-/// `llr_negative` and `kl`, or `null`), `crossovers_interpolated`, `crossovers_sustained`,
-/// `direction`, `lead_epochs` (accuracy crossover minus per-sample LLR crossover, in epochs) and
-/// `leads` (the same for every information crossing). When the reference was never reached
+/// `grokking_accuracy`, `final_test_accuracy`, `last_epoch`, `thresholds`, `crossovers`,
+/// `crossovers_interpolated`, `crossovers_sustained`, `direction`, `lead_epochs` and `leads`.
+/// `crossovers` holds the first crossed epoch (or `null`) of `accuracy`, `per_sample_llr`,
+/// `population_llr`, `llr_positive`, `llr_negative` and `kl`. `lead_epochs` is the accuracy
+/// crossover minus the per-sample LLR crossover in epochs, and `leads` gives the same difference
+/// for every information crossing. When the reference was never reached
 /// every crossing is `null` and `direction` is `neither`. `against_init` holds the same crossing
 /// keys against the initialisation when they were recorded. `extra` entries are added at the top
 /// level.

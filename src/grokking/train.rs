@@ -52,7 +52,7 @@ pub struct GrokkingConfig {
 }
 
 impl Default for GrokkingConfig {
-    /// The grokking recipe: AdamW with learning rate 1e-2, betas (0.9, 0.98), epsilon 1e-8 and
+    /// Returns the grokking recipe: AdamW with learning rate 1e-2, betas (0.9, 0.98), epsilon 1e-8 and
     /// weight decay 1.0, at most 3000 epochs, evaluated every epoch against the memorization
     /// checkpoint, stopping 200 epochs after test accuracy first reaches 99%.
     fn default() -> Self {
@@ -139,7 +139,7 @@ pub struct GrokkingRun {
     /// The epoch of the reference checkpoint; `None` when it was never reached.
     pub reference_epoch: Option<usize>,
     /// Every test metric against the reference at each evaluated epoch from the reference epoch
-    /// on, with levels named `epoch`; `None` when the reference was never reached.
+    /// on, with levels named `epoch`. `None` when the reference was never reached.
     pub against_reference: Option<SweepResult>,
     /// Every test metric against the initialisation at each evaluated epoch, when requested.
     pub against_init: Option<SweepResult>,

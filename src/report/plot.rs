@@ -27,7 +27,7 @@ pub struct PlotOptions {
 pub struct Marker {
     /// Legend text; the level is appended.
     pub label: String,
-    /// Where the line is drawn. A level that is not one of the drawn points is left out.
+    /// Level of the line. A level that is not one of the drawn points is left out.
     pub level: f64,
 }
 
