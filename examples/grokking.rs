@@ -39,7 +39,7 @@ enum OperationArg {
 /// Grokking on modular arithmetic: memorization, late generalization, and the order of the
 /// information and behavior crossovers along the training epochs.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Small preset for a fast check: modulus 59 and training fraction 0.4 unless given.
     #[arg(long)]
