@@ -207,7 +207,7 @@ fn main() {
         .iter()
         .map(|run| {
             let crossovers = exit_on_error(run.crossovers(&thresholds));
-            summary_json(run, &crossovers, &thresholds, Map::new())
+            exit_on_error(summary_json(run, &crossovers, &thresholds, Map::new()))
         })
         .collect();
     let noise_name = format!("gaussian weight noise (mean of {noise_seeds} seeds)");

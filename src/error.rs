@@ -34,16 +34,23 @@ pub enum Error {
     },
 
     /// A label is not a valid class index.
-    #[error("label {label} at sample {index} is out of range for {classes} classes")]
+    #[error("label {label} at sample {index} is out of range: labels must be below the class count {classes}")]
     LabelOutOfRange {
         label: usize,
         index: usize,
         classes: usize,
     },
 
-    /// An input set has no samples, or a series has no points.
-    #[error("{0} is empty; pass at least one sample")]
+    /// An input that needs at least one element has none, such as a set without samples or a
+    /// sweep without levels.
+    #[error("{0} is empty")]
     Empty(&'static str),
+
+    /// Training produced a non-finite loss.
+    #[error(
+        "training diverged in epoch {epoch}: the mean loss is {loss}; lower the learning rate"
+    )]
+    Diverged { epoch: usize, loss: f64 },
 
     /// A value that must be finite is NaN or infinite.
     #[error("{what} is not finite ({value}) at index {index}")]

@@ -18,8 +18,12 @@
 //!
 //! The seams are three traits, each with one method to implement: [`Model`] (log-probabilities
 //! of a batch), [`Perturbation`] (a perturbed copy at a level) and [`Metric`] (a number from one
-//! evaluation). Levels need not come from a perturbation: [`Sweep::run_models`] and [`Recorder`]
-//! take any sequence of `(level, model)` pairs, such as training checkpoints.
+//! evaluation). Levels need not come from a perturbation: [`Sweep::run_models`] takes any sequence
+//! of `(level, model)` pairs, such as training checkpoints, and a [`Recorder`] takes the
+//! log-probabilities of models that the caller evaluates inside its own loop.
+//!
+//! The crate re-exports the versions of [`ndarray`] and [`ndarray_rand`] (with its `rand`) that
+//! its API uses.
 //!
 //! # Example
 //!
@@ -68,6 +72,9 @@ pub mod perturb;
 pub mod report;
 pub mod sweep;
 pub mod train;
+
+pub use ndarray;
+pub use ndarray_rand;
 
 pub use crate::crossover::{
     find_crossing, AccuracyRule, Crossing, Crossovers, Direction, Threshold, Thresholds,

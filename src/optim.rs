@@ -13,18 +13,41 @@ use crate::error::{Error, Result};
 pub enum Optimizer {
     /// Stochastic gradient descent with heavy-ball momentum:
     /// `v <- momentum * v + g`, `w <- w - learning_rate * v` (plain SGD when momentum is 0).
-    Sgd { learning_rate: f32, momentum: f32 },
+    Sgd {
+        #[serde(serialize_with = "shortest_decimal")]
+        learning_rate: f32,
+        #[serde(serialize_with = "shortest_decimal")]
+        momentum: f32,
+    },
     /// Adam with decoupled weight decay (AdamW; plain Adam when `weight_decay` is 0):
     /// `w <- w (1 - learning_rate * weight_decay)`, then
     /// `m <- b1 m + (1 - b1) g`, `v <- b2 v + (1 - b2) g^2`,
     /// `w <- w - learning_rate * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon)`.
     Adam {
+        #[serde(serialize_with = "shortest_decimal")]
         learning_rate: f32,
+        #[serde(serialize_with = "shortest_decimal")]
         beta1: f32,
+        #[serde(serialize_with = "shortest_decimal")]
         beta2: f32,
+        #[serde(serialize_with = "shortest_decimal")]
         epsilon: f32,
+        #[serde(serialize_with = "shortest_decimal")]
         weight_decay: f32,
     },
+}
+
+/// Serializes an `f32` as the shortest decimal that reads back as it, so that a learning rate of
+/// `0.1f32` appears as `0.1` in JSON instead of `0.10000000149011612`.
+fn shortest_decimal<S: serde::Serializer>(
+    value: &f32,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let decimal = value
+        .to_string()
+        .parse::<f64>()
+        .unwrap_or(f64::from(*value));
+    serializer.serialize_f64(decimal)
 }
 
 impl Optimizer {
@@ -281,6 +304,14 @@ mod tests {
             weight_decay: -1.0,
         };
         assert!(bad_decay.validate().is_err());
+    }
+
+    #[test]
+    fn hyperparameters_serialize_as_written() {
+        let json = serde_json::to_value(Optimizer::adam(1e-3)).unwrap();
+        assert_eq!(json["learning_rate"], serde_json::json!(0.001));
+        assert_eq!(json["beta1"], serde_json::json!(0.9));
+        assert_eq!(json["kind"], serde_json::json!("adam"));
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl<'a> Recorder<'a> {
     /// Returns [`Error::Empty`] when no row was recorded.
     pub fn finish(self) -> Result<SweepResult> {
         if self.result.rows.is_empty() {
-            return Err(Error::Empty("sweep"));
+            return Err(Error::Empty("sweep (no level was recorded)"));
         }
         Ok(self.result)
     }

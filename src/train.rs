@@ -88,7 +88,7 @@ pub struct EpochSummary {
 /// Returns the errors of [`TrainConfig::validate`], [`Error::Empty`] for an empty set,
 /// [`Error::ShapeMismatch`] when the input width or label count is wrong, and
 /// [`Error::LabelOutOfRange`] for a label at or above the class count. When the loss becomes NaN
-/// (a learning rate far too high), returns [`Error::NonFinite`] naming the epoch.
+/// (a learning rate far too high), returns [`Error::Diverged`] naming the epoch.
 pub fn train(
     network: &mut Mlp,
     inputs: ArrayView2<f32>,
@@ -137,10 +137,9 @@ pub fn train(
         }
         let mean_loss = loss_sum / labels.len() as f64;
         if !mean_loss.is_finite() {
-            return Err(Error::NonFinite {
-                what: "training loss (lower the learning rate)",
-                value: mean_loss,
-                index: epoch,
+            return Err(Error::Diverged {
+                epoch,
+                loss: mean_loss,
             });
         }
         summaries.push(EpochSummary {

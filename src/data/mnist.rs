@@ -148,7 +148,7 @@ fn resolve_dir_from(explicit: Option<&Path>, env_value: Option<OsString>) -> Pat
 ///   be read or lacks a file, a checksum does not match, or a file cannot be written. The
 ///   message states what failed and how to install the files by hand.
 pub fn ensure_mnist(dir: &Path) -> Result<()> {
-    if missing_files(dir).is_empty() {
+    if missing_mnist_files(dir).is_empty() {
         return Ok(());
     }
     // Threads of one process (tests run in parallel) fetch one at a time; whoever comes second
@@ -157,7 +157,7 @@ pub fn ensure_mnist(dir: &Path) -> Result<()> {
     let _guard = FETCH_LOCK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if missing_files(dir).is_empty() {
+    if missing_mnist_files(dir).is_empty() {
         return Ok(());
     }
 
@@ -175,7 +175,7 @@ pub fn ensure_mnist(dir: &Path) -> Result<()> {
 ///   names [`ensure_mnist`] and the steps to install the files by hand.
 /// - Every error of [`Dataset::from_idx`].
 /// - [`Error::InvalidFile`] when the images are not 28x28 pixels.
-/// - [`Error::LabelOutOfRange`] when a label is 10 or more.
+/// - [`Error::InvalidFile`] naming the labels file when a label is 10 or more.
 pub fn load_mnist(dir: &Path, split: Split) -> Result<Dataset> {
     let images_path = find_file(dir, split.images_file_name())
         .ok_or_else(|| split_missing(dir, split, split.images_file_name()))?;
@@ -200,11 +200,10 @@ pub fn load_mnist(dir: &Path, split: Split) -> Result<Dataset> {
         .enumerate()
         .find(|(_, &label)| label >= CLASS_COUNT)
     {
-        return Err(Error::LabelOutOfRange {
-            label,
-            index,
-            classes: CLASS_COUNT,
-        });
+        return Err(Error::invalid_file(
+            &labels_path,
+            format!("label {label} at index {index} is out of range; MNIST labels are 0 to 9"),
+        ));
     }
 
     Ok(dataset)
@@ -241,7 +240,7 @@ impl DataKind {
 /// - [`Error::DataUnavailable`] when only some of the four files are in `dir`.
 /// - Every error of [`load_mnist`].
 pub fn load_mnist_or_synthetic(dir: &Path, seed: u64) -> Result<(DataKind, Dataset, Dataset)> {
-    let missing = missing_files(dir);
+    let missing = missing_mnist_files(dir);
     if missing.len() == MNIST_FILES.len() {
         let pixels = IMAGE_SIDE * IMAGE_SIDE;
         return Ok((
@@ -285,8 +284,8 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     gzipped.is_file().then_some(gzipped)
 }
 
-/// Returns the names of the MNIST files that are in `dir` neither raw nor gzipped.
-fn missing_files(dir: &Path) -> Vec<&'static str> {
+/// Returns the names of the MNIST files that are in neither raw nor gzipped form in `dir`.
+pub fn missing_mnist_files(dir: &Path) -> Vec<&'static str> {
     MNIST_FILES
         .iter()
         .filter(|file| find_file(dir, file.name).is_none())
@@ -718,16 +717,12 @@ mod tests {
         let error = load_mnist(dir.path(), Split::Test).unwrap_err();
 
         assert!(
-            matches!(
-                error,
-                Error::LabelOutOfRange {
-                    label: 10,
-                    index: 2,
-                    classes: 10
-                }
-            ),
-            "expected LabelOutOfRange for label 10 at index 2, got {error:?}"
+            matches!(error, Error::InvalidFile { .. }),
+            "expected InvalidFile for label 10, got {error:?}"
         );
+        let message = error.to_string();
+        assert!(message.contains("t10k-labels-idx1-ubyte"), "{message}");
+        assert!(message.contains("label 10 at index 2"), "{message}");
     }
 
     #[test]
@@ -807,7 +802,7 @@ mod tests {
             entry_count, 4,
             "only the four files are left in the directory"
         );
-        assert!(missing_files(data_dir.path()).is_empty());
+        assert!(missing_mnist_files(data_dir.path()).is_empty());
     }
 
     #[test]

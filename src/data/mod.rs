@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 
 pub use idx::{read_idx, read_images, read_labels, IdxArray, Images};
 pub use mnist::{
-    ensure_mnist, fetch_and_load_mnist, load_mnist, load_mnist_or_synthetic, resolve_mnist_dir,
-    DataKind, Split, MNIST_DIR_ENV,
+    ensure_mnist, fetch_and_load_mnist, load_mnist, load_mnist_or_synthetic, missing_mnist_files,
+    resolve_mnist_dir, DataKind, Split, MNIST_DIR_ENV,
 };
 
 /// Images and their class labels.

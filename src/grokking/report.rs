@@ -243,9 +243,10 @@ fn crossings_summary(
     crossovers: &GrokkingCrossovers,
     thresholds: &Thresholds,
 ) -> Map<String, Value> {
-    let Value::Object(mut summary) = summary_json(sweep, &crossovers.core, thresholds, Map::new())
+    let Ok(Value::Object(mut summary)) =
+        summary_json(sweep, &crossovers.core, thresholds, Map::new())
     else {
-        unreachable!("summary_json builds an object")
+        unreachable!("summary_json builds an object and no extra key can collide")
     };
     summary.remove("levels");
     add_crossings(&mut summary, crossovers);

@@ -201,7 +201,7 @@ impl TestWorkspace {
 /// # Errors
 /// Returns the errors of [`GrokkingConfig::validate`], [`Error::ShapeMismatch`] when the data's
 /// modulus does not match the model, the errors of [`EmbeddingMlp::check_pairs`] and
-/// [`check_labels`], and [`Error::NonFinite`] naming the epoch when the training loss stops being
+/// [`check_labels`], and [`Error::Diverged`] naming the epoch when the training loss stops being
 /// finite (a learning rate far too high).
 pub fn train_grokking(
     model: &mut EmbeddingMlp,
@@ -241,10 +241,9 @@ pub fn train_grokking(
             &mut train_workspace.logit_gradient.view_mut(),
         );
         if !train_loss.is_finite() {
-            return Err(Error::NonFinite {
-                what: "training loss (lower the learning rate)",
-                value: train_loss,
-                index: epoch,
+            return Err(Error::Diverged {
+                epoch,
+                loss: train_loss,
             });
         }
         if memorization_epoch.is_none() && correct == train.len() {

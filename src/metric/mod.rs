@@ -21,7 +21,10 @@ use crate::model::argmax_rows;
 /// Reference and perturbed log-probabilities of the same labelled samples, validated.
 ///
 /// Both arrays have shape `(samples, classes)`. `-inf` log-probabilities are accepted (a model may
-/// assign probability 0) and propagate as infinite LLR or KL; NaN is rejected.
+/// assign probability 0) and propagate as infinite LLR or KL; NaN and `+inf` are rejected.
+///
+/// NOTE: rows are assumed to be normalised (`sum_c exp(log p) = 1`) and are not checked, because
+/// the check would cost one `exp` per entry at every level. [`crate::log_softmax`] guarantees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Evaluation<'a> {
     reference: ArrayView2<'a, f64>,
@@ -55,7 +58,7 @@ impl<'a> Evaluation<'a> {
     /// - [`Error::ShapeMismatch`] when the two arrays differ in shape or the label count differs
     ///   from the sample count;
     /// - [`Error::LabelOutOfRange`] when a label is not below the class count;
-    /// - [`Error::NonFinite`] when an entry is NaN.
+    /// - [`Error::NonFinite`] when an entry is NaN or `+inf`.
     pub fn new(
         reference: ArrayView2<'a, f64>,
         perturbed: ArrayView2<'a, f64>,
@@ -82,8 +85,8 @@ impl<'a> Evaluation<'a> {
             ));
         }
         check_labels(labels, reference.ncols())?;
-        check_not_nan("reference log-probability", reference)?;
-        check_not_nan("perturbed log-probability", perturbed)?;
+        check_log_probabilities("reference log-probability", reference)?;
+        check_log_probabilities("perturbed log-probability", perturbed)?;
         Ok(Evaluation {
             reference,
             perturbed,
@@ -160,11 +163,15 @@ pub fn check_labels(labels: &[usize], classes: usize) -> Result<()> {
     }
 }
 
-fn check_not_nan(what: &'static str, values: ArrayView2<f64>) -> Result<()> {
-    match values.iter().position(|value| value.is_nan()) {
+/// Rejects NaN and `+inf`, which no log-probability can be; `-inf` (probability 0) passes.
+fn check_log_probabilities(what: &'static str, values: ArrayView2<f64>) -> Result<()> {
+    match values
+        .iter()
+        .position(|value| value.is_nan() || *value == f64::INFINITY)
+    {
         Some(index) => Err(Error::NonFinite {
             what,
-            value: f64::NAN,
+            value: values.iter().nth(index).copied().unwrap_or(f64::NAN),
             index,
         }),
         None => Ok(()),
@@ -242,6 +249,14 @@ mod tests {
         let perturbed = array![[f64::NAN, -1.0]];
         let error = Evaluation::new(reference.view(), perturbed.view(), &[0]).unwrap_err();
         assert!(matches!(error, Error::NonFinite { index: 0, .. }));
+    }
+
+    #[test]
+    fn evaluation_rejects_positive_infinity() {
+        let reference = array![[0.0, -1.0]];
+        let perturbed = array![[-1.0, f64::INFINITY]];
+        let error = Evaluation::new(reference.view(), perturbed.view(), &[0]).unwrap_err();
+        assert!(matches!(error, Error::NonFinite { index: 1, .. }));
     }
 
     #[test]

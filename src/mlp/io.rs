@@ -68,13 +68,16 @@ impl Mlp {
     /// Loads weights saved by [`Mlp::save_safetensors`] or by PyTorch with the same names.
     ///
     /// # Errors
-    /// Returns [`Error::Io`] for a missing or unreadable file, [`Error::Safetensors`] for a file
-    /// that is not valid safetensors, lacks `layers.0.weight`, holds a tensor that is not `f32`
-    /// or has a tensor of the wrong rank, and the errors of [`Dense::new`] and [`Mlp::new`].
+    /// Returns [`Error::Io`] for a missing or unreadable file, and [`Error::Safetensors`] for a
+    /// file that is not valid safetensors, lacks `layers.0.weight`, contains a tensor that is not
+    /// `f32`, has a tensor of the wrong rank, contains tensors other than consecutive
+    /// `layers.{i}.weight` and `layers.{i}.bias` (a gap in the numbering included), or a
+    /// non-finite parameter. Returns the shape errors of [`Mlp::new`].
     pub fn load_safetensors(path: &Path) -> Result<Self> {
         let buffer = std::fs::read(path).map_err(|error| Error::io(path, error))?;
-        let tensors =
-            SafeTensors::deserialize(&buffer).map_err(|error| safetensors_error(path, error))?;
+        let tensors = SafeTensors::deserialize(&buffer).map_err(|error| {
+            safetensors_error(path, format!("not a valid safetensors file ({error})"))
+        })?;
         let mut layers = Vec::new();
         loop {
             let index = layers.len();
@@ -100,7 +103,18 @@ impl Mlp {
             }
             let weight = Array2::from_shape_vec((weight_shape[0], weight_shape[1]), weight.1)
                 .map_err(|error| safetensors_error(path, error))?;
-            layers.push(Dense::new(weight, Array1::from(bias.1))?);
+            let layer = Dense::new(weight, Array1::from(bias.1)).map_err(|error| match error {
+                Error::NonFinite {
+                    what,
+                    value,
+                    index: flat,
+                } => safetensors_error(
+                    path,
+                    format!("`layers.{index}.{what}` is {value} at flat index {flat}; parameters must be finite"),
+                ),
+                other => other,
+            });
+            layers.push(layer?);
         }
         if layers.is_empty() {
             return Err(safetensors_error(
@@ -111,8 +125,31 @@ impl Mlp {
                 ),
             ));
         }
+        let expected = 2 * layers.len();
+        if tensors.len() != expected {
+            let mut unexpected: Vec<&str> = tensors
+                .names()
+                .into_iter()
+                .filter(|name| !is_layer_tensor(name, layers.len()))
+                .collect();
+            unexpected.sort_unstable();
+            return Err(safetensors_error(
+                path,
+                format!(
+                    "unexpected tensors {unexpected:?} after {} consecutive layers; expected only `layers.{{i}}.weight` and `layers.{{i}}.bias` for i = 0, 1, ... without gaps",
+                    layers.len()
+                ),
+            ));
+        }
         Mlp::new(layers)
     }
+}
+
+/// Returns whether `name` is the weight or bias of one of the first `layer_count` layers.
+fn is_layer_tensor(name: &str, layer_count: usize) -> bool {
+    (0..layer_count).any(|index| {
+        name == format!("layers.{index}.weight") || name == format!("layers.{index}.bias")
+    })
 }
 
 fn read_f32(path: &Path, name: &str, view: &TensorView) -> Result<(Vec<usize>, Vec<f32>)> {
@@ -161,6 +198,37 @@ mod tests {
             Mlp::load_safetensors(&path),
             Err(Error::Safetensors { .. })
         ));
+    }
+
+    #[test]
+    fn load_rejects_gap_in_layer_numbers() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("gap.safetensors");
+        let bytes = 1.0f32.to_le_bytes();
+        let view = || TensorView::new(Dtype::F32, vec![1, 1], &bytes).unwrap();
+        let bias = || TensorView::new(Dtype::F32, vec![1], &bytes).unwrap();
+        let tensors = [
+            ("layers.0.weight", view()),
+            ("layers.0.bias", bias()),
+            ("layers.2.weight", view()),
+            ("layers.2.bias", bias()),
+        ];
+        safetensors::serialize_to_file(tensors, None, &path).unwrap();
+        let error = Mlp::load_safetensors(&path).unwrap_err();
+        assert!(matches!(error, Error::Safetensors { .. }));
+        assert!(error.to_string().contains("layers.2.weight"), "{error}");
+    }
+
+    #[test]
+    fn load_names_tensor_with_nan() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("nan.safetensors");
+        let mut network = Mlp::init(&[3, 2], &mut StdRng::seed_from_u64(1)).unwrap();
+        network.layers_mut()[0].weight_mut()[[1, 2]] = f32::NAN;
+        network.save_safetensors(&path).unwrap();
+        let error = Mlp::load_safetensors(&path).unwrap_err();
+        assert!(error.to_string().contains("layers.0.weight"), "{error}");
+        assert!(error.to_string().contains("flat index 5"), "{error}");
     }
 
     #[test]

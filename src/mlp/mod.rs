@@ -32,7 +32,7 @@ impl Dense {
     /// or infinite parameter.
     pub fn new(weight: Array2<f32>, bias: Array1<f32>) -> Result<Self> {
         if weight.nrows() == 0 || weight.ncols() == 0 {
-            return Err(Error::Empty("dense layer"));
+            return Err(Error::Empty("dense layer (zero inputs or outputs)"));
         }
         if bias.len() != weight.nrows() {
             return Err(Error::shape("dense bias", &[weight.nrows()], &[bias.len()]));

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::crossover::{Crossing, Crossovers, Thresholds};
+use crate::crossover::{AccuracyRule, Crossing, Crossovers, Thresholds};
 use crate::error::{Error, Result};
 use crate::sweep::SweepResult;
 
@@ -30,6 +30,15 @@ pub fn format_value(value: f64) -> String {
         format!("{value:.4}")
     } else {
         format!("{value:.3e}")
+    }
+}
+
+/// Formats a setting such as a threshold in its shortest form ("1", "0.01", "1e-300").
+fn format_setting(value: f64) -> String {
+    if value == 0.0 || (1e-3..1e6).contains(&value.abs()) {
+        format!("{value}")
+    } else {
+        format!("{value:e}")
     }
 }
 
@@ -110,16 +119,47 @@ pub fn format_crossovers(
     crossovers: &Crossovers,
     thresholds: &Thresholds,
 ) -> String {
-    let describe =
-        |crossing: &Crossing| match (crossing.first, crossing.interpolated, crossing.sustained) {
-            (Some(first), Some(interpolated), sustained) => format!(
-                "{} (interpolated {}, sustained from {})",
-                format_value(first),
-                format_value(interpolated),
-                sustained.map_or("-".to_string(), format_value)
+    let describe = |crossing: &Crossing| match (crossing.first, crossing.interpolated) {
+        (Some(first), Some(interpolated)) => format!(
+            "{} (interpolated {}, sustained from {})",
+            format_value(first),
+            format_value(interpolated),
+            crossing.sustained.map_or("-".to_string(), format_value)
+        ),
+        _ => "not crossed".to_string(),
+    };
+    let accuracy_rule = match thresholds.accuracy_rule {
+        AccuracyRule::Drop => "drop",
+        AccuracyRule::Change => "change",
+    };
+    let lines = [
+        (
+            format!(
+                "accuracy crossover ({accuracy_rule} > {} points)",
+                format_setting(100.0 * thresholds.accuracy)
             ),
-            _ => "not crossed".to_string(),
-        };
+            describe(&crossovers.accuracy),
+        ),
+        (
+            format!(
+                "per-sample LLR crossover (|mean| > {} nats)",
+                format_setting(thresholds.per_sample_llr)
+            ),
+            describe(&crossovers.per_sample_llr),
+        ),
+        (
+            format!(
+                "population crossover (|total| > {} nats)",
+                format_setting(thresholds.population_llr)
+            ),
+            describe(&crossovers.population_llr),
+        ),
+    ];
+    let width = lines
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0);
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -127,24 +167,14 @@ pub fn format_crossovers(
         100.0 * result.reference_accuracy,
         result.n_samples
     );
-    let _ = writeln!(
-        text,
-        "accuracy crossover (change > {} points):   {}",
-        100.0 * thresholds.accuracy,
-        describe(&crossovers.accuracy)
-    );
-    let _ = writeln!(
-        text,
-        "per-sample LLR crossover (|mean| > {} nat): {}",
-        thresholds.per_sample_llr,
-        describe(&crossovers.per_sample_llr)
-    );
-    let _ = writeln!(
-        text,
-        "population crossover (|total| > {} nats):   {}",
-        thresholds.population_llr,
-        describe(&crossovers.population_llr)
-    );
+    for (label, value) in &lines {
+        let _ = writeln!(
+            text,
+            "{:<width$}  {value}",
+            format!("{label}:"),
+            width = width + 1
+        );
+    }
     let _ = writeln!(text, "direction: {}", crossovers.direction);
     text
 }
@@ -183,13 +213,17 @@ fn crossing_levels(crossovers: &Crossovers, pick: impl Fn(&Crossing) -> Option<f
 /// `thresholds`, `crossovers` (the first crossed grid level of `accuracy`, `per_sample_llr` and
 /// `population_llr`, or `null`), `crossovers_interpolated`, `crossovers_sustained`, `direction`,
 /// and `levels`: one object per level with the level under its name and every metric. Infinite
-/// values become `null`. `extra` entries are added at the top level.
+/// values become `null` (the CSV writes them as `inf` and `-inf`). `extra` entries are added at
+/// the top level.
+///
+/// # Errors
+/// Returns [`Error::InvalidParameter`] when a key of `extra` is one of the keys above.
 pub fn summary_json(
     result: &SweepResult,
     crossovers: &Crossovers,
     thresholds: &Thresholds,
     extra: Map<String, Value>,
-) -> Value {
+) -> Result<Value> {
     let levels: Vec<Value> = result
         .rows
         .iter()
@@ -221,9 +255,18 @@ pub fn summary_json(
         crossing_levels(crossovers, |c| c.sustained),
     );
     summary.insert("direction".into(), json!(crossovers.direction));
-    summary.extend(extra);
     summary.insert("levels".into(), Value::Array(levels));
-    Value::Object(summary)
+    for (key, value) in extra {
+        if summary.contains_key(&key) {
+            return Err(Error::invalid_parameter(
+                "extra summary key",
+                key,
+                "a key that the summary does not already use; rename it",
+            ));
+        }
+        summary.insert(key, value);
+    }
+    Ok(Value::Object(summary))
 }
 
 /// Writes any serializable value as pretty-printed JSON.
@@ -280,7 +323,7 @@ pub fn write_reports(
     };
     write_csv(result, &files.csv)?;
     write_json(
-        &summary_json(result, crossovers, thresholds, extra),
+        &summary_json(result, crossovers, thresholds, extra)?,
         &files.summary,
     )?;
     plot_sweep(result, crossovers, thresholds, &files.plot, plot_options)?;
@@ -332,13 +375,24 @@ mod tests {
         let result = result();
         let thresholds = Thresholds::default();
         let crossovers = result.crossovers(&thresholds).unwrap();
-        let summary = summary_json(&result, &crossovers, &thresholds, Map::new());
+        let summary = summary_json(&result, &crossovers, &thresholds, Map::new()).unwrap();
         assert_eq!(summary["baseline_accuracy"], json!(0.9));
         assert_eq!(summary["crossovers"]["accuracy"], json!(0.9));
         assert_eq!(summary["crossovers"]["population_llr"], json!(0.5));
         assert_eq!(summary["direction"], json!("simultaneous"));
         assert_eq!(summary["levels"][2]["strength"], json!(0.9));
         assert_eq!(summary["levels"][2]["mean_llr"], json!(-2.0));
+    }
+
+    #[test]
+    fn summary_rejects_extra_key_collision() {
+        let result = result();
+        let thresholds = Thresholds::default();
+        let crossovers = result.crossovers(&thresholds).unwrap();
+        let mut extra = Map::new();
+        extra.insert("direction".into(), json!("bogus"));
+        let error = summary_json(&result, &crossovers, &thresholds, extra).unwrap_err();
+        assert!(error.to_string().contains("direction"), "{error}");
     }
 
     #[test]
