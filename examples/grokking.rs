@@ -200,7 +200,7 @@ fn main() {
     extra.insert("seed".into(), json!(args.seed));
     extra.insert("training_seconds".into(), json!(training_seconds));
     let title = format!(
-        "Grokking (a {} b) mod {modulus}, seed {}: test accuracy and mean LLR against epoch {}",
+        "Grokking (a {} b) mod {modulus}, seed {}: test accuracy and mean LLR, reference checkpoint at epoch {}",
         operation.symbol(),
         args.seed,
         analysis
