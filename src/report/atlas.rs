@@ -8,12 +8,15 @@
 //! information-first perturbations can be told apart at a glance.
 
 use std::fmt::Write as _;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::plot::{dashed_legend, limit_log_span, threshold_is_drawable, LogAxis};
+use super::plot::{AXIS_LIMIT, LOG_AXIS_FLOOR};
 use super::{crossing_levels, format_value, write_json, write_reports, write_text};
 use super::{PlotOptions, ReportFiles};
 use crate::crossover::{AccuracyRule, Crossing, Crossovers, Direction, Thresholds};
@@ -413,6 +416,7 @@ struct Curve {
 
 /// Returns the axis floor: one decade below `smallest`, and at most a tenth of the threshold.
 /// Positive values above the floor are drawn where they are, and smaller ones at the floor.
+/// [`axis_range`] raises a floor below 1e-300.
 fn axis_floor(smallest: f64, threshold: f64) -> f64 {
     let cap = threshold / 10.0;
     if smallest.is_finite() {
@@ -432,7 +436,8 @@ fn axis_floor(smallest: f64, threshold: f64) -> f64 {
 /// information-first and drawn dashed, and any other order is dotted. Values at or below zero,
 /// which a log axis cannot show, are drawn at the axis floor. On the x axis the floor is one
 /// decade below the accuracy step of one sample (0.001 points for 10000 samples), on the y axis
-/// one decade below the smallest positive `|mean LLR|`.
+/// one decade below the smallest positive `|mean LLR|`. Axes stay within [1e-300, 1e300], values
+/// beyond them are drawn at the edge, and a threshold outside its axis gets no dashed line.
 ///
 /// # Errors
 /// Returns [`Error::Empty`] for an atlas without rows, the errors of [`SweepResult::column`], and
@@ -487,6 +492,21 @@ pub fn plot_atlas(atlas: &Atlas, path: &Path, title: &str) -> Result<()> {
     })
 }
 
+/// Returns the range of a log axis of the combined figure: from `floor` to twice the largest
+/// finite value or twenty times the threshold, whichever is larger, and at least two decades.
+/// The ends are kept within [1e-300, 1e300] and at most 300 decades apart, and a threshold
+/// outside [1e-300, 1e299] does not widen the range.
+fn axis_range(floor: f64, values: impl IntoIterator<Item = f64>, threshold: f64) -> Range<f64> {
+    let floor = floor.clamp(LOG_AXIS_FLOOR, AXIS_LIMIT / 100.0);
+    let threshold_margin = threshold_is_drawable(threshold).then_some(10.0 * threshold);
+    let largest = values
+        .into_iter()
+        .filter(|value| value.is_finite())
+        .chain(threshold_margin)
+        .fold(50.0 * floor, f64::max);
+    limit_log_span(floor, (2.0 * largest).min(AXIS_LIMIT))
+}
+
 fn draw_atlas(
     curves: &[Curve],
     thresholds: &Thresholds,
@@ -501,22 +521,34 @@ fn draw_atlas(
         .map(|point| point.1)
         .filter(|value| *value > 0.0 && value.is_finite())
         .fold(f64::INFINITY, f64::min);
-    let y_floor = axis_floor(smallest_llr, y_threshold);
-    let finite_max = |values: Vec<f64>, threshold: f64| {
-        values
-            .into_iter()
-            .filter(|value| value.is_finite())
-            .fold(10.0 * threshold, f64::max)
-            * 2.0
-    };
-    let x_max = finite_max(all_points().map(|point| point.0).collect(), x_threshold);
-    let y_max = finite_max(all_points().map(|point| point.1).collect(), y_threshold);
+    let x_range = axis_range(x_floor, all_points().map(|point| point.0), x_threshold);
+    let y_range = axis_range(
+        axis_floor(smallest_llr, y_threshold),
+        all_points().map(|point| point.1),
+        y_threshold,
+    );
+    let (x_floor, x_max) = (x_range.start, x_range.end);
+    let (y_floor, y_max) = (y_range.start, y_range.end);
+    // Values beyond an axis, including infinities, are drawn at its edge.
     let clamp = |(x, y): (f64, f64)| {
         (
-            if x.is_finite() { x.max(x_floor) } else { x_max },
-            if y.is_finite() { y.max(y_floor) } else { y_max },
+            if x.is_nan() {
+                x_max
+            } else {
+                x.max(x_floor).min(x_max)
+            },
+            if y.is_nan() {
+                y_max
+            } else {
+                y.max(y_floor).min(y_max)
+            },
         )
     };
+    // A threshold outside its axis gets no line, and its regions end at the axis edge.
+    let x_line_drawn = x_range.contains(&x_threshold);
+    let y_line_drawn = y_range.contains(&y_threshold);
+    let x_edge = x_threshold.max(x_floor).min(x_max);
+    let y_edge = y_threshold.max(y_floor).min(y_max);
 
     let root = SVGBackend::new(path, (1100, 720)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -525,7 +557,7 @@ fn draw_atlas(
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d((x_floor..x_max).log_scale(), (y_floor..y_max).log_scale())?;
+        .build_cartesian_2d(LogAxis::new(x_range), LogAxis::new(y_range))?;
     let x_description = match thresholds.accuracy_rule {
         AccuracyRule::Drop => {
             "accuracy drop (percentage points; drops at or below 0 drawn at the left edge)"
@@ -543,31 +575,34 @@ fn draw_atlas(
 
     chart.draw_series([
         Rectangle::new(
-            [(x_threshold, y_floor), (x_max, y_threshold)],
+            [(x_edge, y_floor), (x_max, y_edge)],
             BEHAVIOR_REGION.mix(0.07).filled(),
         ),
         Rectangle::new(
-            [(x_floor, y_threshold), (x_threshold, y_max)],
+            [(x_floor, y_edge), (x_edge, y_max)],
             INFORMATION_REGION.mix(0.07).filled(),
         ),
     ])?;
-    let label_style = ("sans-serif", 15).into_font().color(&BLACK.mix(0.6));
-    chart.draw_series([
-        Text::new(
-            "behavior-first region: accuracy crossed, |mean LLR| not yet",
-            (x_threshold * 1.3, (y_floor * y_threshold).sqrt()),
-            label_style.clone(),
-        ),
-        Text::new(
-            "information-first region: |mean LLR| crossed, accuracy not yet",
-            (x_floor * 1.3, y_max / 1.6),
-            label_style,
-        ),
-    ])?;
-    for line in [
-        [(x_threshold, y_floor), (x_threshold, y_max)],
-        [(x_floor, y_threshold), (x_max, y_threshold)],
-    ] {
+    if x_line_drawn && y_line_drawn {
+        let label_style = ("sans-serif", 15).into_font().color(&BLACK.mix(0.6));
+        chart.draw_series([
+            Text::new(
+                "behavior-first region: accuracy crossed, |mean LLR| not yet",
+                (x_threshold * 1.3, y_floor.sqrt() * y_threshold.sqrt()),
+                label_style.clone(),
+            ),
+            Text::new(
+                "information-first region: |mean LLR| crossed, accuracy not yet",
+                (x_floor * 1.3, y_max / 1.6),
+                label_style,
+            ),
+        ])?;
+    }
+    let threshold_lines = [
+        (x_line_drawn, [(x_threshold, y_floor), (x_threshold, y_max)]),
+        (y_line_drawn, [(x_floor, y_threshold), (x_max, y_threshold)]),
+    ];
+    for (_, line) in threshold_lines.into_iter().filter(|(drawn, _)| *drawn) {
         chart.draw_series(DashedLineSeries::new(
             line,
             6,
@@ -585,17 +620,11 @@ fn draw_atlas(
             Direction::InformationFirst | Direction::InformationOnly => (9, 5),
             Direction::Simultaneous | Direction::Neither => (2, 4),
         };
-        let legend = move |(x, y): (i32, i32)| {
-            PathElement::new(
-                [(x, y), (x + 24, y)],
-                color.stroke_width(if dash == 0 { 3 } else { 2 }),
-            )
-        };
         if dash == 0 {
             chart
                 .draw_series(LineSeries::new(points.iter().copied(), style))?
                 .label(curve.label.as_str())
-                .legend(legend);
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
         } else {
             chart
                 .draw_series(DashedLineSeries::new(
@@ -605,7 +634,7 @@ fn draw_atlas(
                     style,
                 ))?
                 .label(curve.label.as_str())
-                .legend(legend);
+                .legend(move |point| dashed_legend(point, dash, gap, style));
         }
         chart.draw_series(
             points
@@ -791,5 +820,65 @@ mod tests {
             atlas.write_reports(directory.path(), "empty"),
             Err(Error::Empty(_))
         ));
+    }
+
+    #[test]
+    fn extreme_thresholds_finish_drawing() {
+        let defaults = Thresholds::default();
+        let cases = [
+            Thresholds {
+                accuracy: 1e308,
+                ..defaults
+            },
+            Thresholds {
+                accuracy: 1e-320,
+                ..defaults
+            },
+            Thresholds {
+                per_sample_llr: 1e308,
+                ..defaults
+            },
+            Thresholds {
+                per_sample_llr: 1e-320,
+                ..defaults
+            },
+        ];
+        for thresholds in cases {
+            let mut atlas = Atlas::new(thresholds).unwrap();
+            atlas
+                .push(sweep(
+                    "extreme",
+                    [0.9, 0.9, 0.85, 0.6, 0.3],
+                    [0.0, -1e-320, -0.2, -1e308, f64::NEG_INFINITY],
+                ))
+                .unwrap();
+            let directory = tempfile::tempdir().unwrap();
+            let path = directory.path().join("atlas.svg");
+            let target = path.clone();
+            super::super::plot::run_with_time_limit(move || atlas.plot(&target, "extreme"))
+                .unwrap();
+            let svg = std::fs::read_to_string(&path).unwrap();
+            assert!(svg.contains("extreme: "), "{thresholds:?}");
+        }
+    }
+
+    #[test]
+    fn dashed_curves_get_dashed_legend_samples() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("atlas.svg");
+        atlas().plot(&path, "legend").unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        // Legend samples follow the last legend text; the second curve is information-first
+        // and drawn dashed in the second palette color.
+        let legend = &svg[svg.find("harmless: neither").unwrap()..];
+        let dashed_color = format!(
+            "#{:02X}{:02X}{:02X}",
+            PALETTE[1].0, PALETTE[1].1, PALETTE[1].2
+        );
+        let dashes = legend
+            .lines()
+            .filter(|line| line.starts_with("<polyline") && line.contains(&dashed_color))
+            .count();
+        assert!(dashes >= 2, "{dashes}");
     }
 }
