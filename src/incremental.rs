@@ -191,22 +191,36 @@ impl Plan {
         let mut first_inputs = Vec::with_capacity(first.weight().len());
         let mut first_weights = Vec::with_capacity(first.weight().len());
         let mut first_offsets = Vec::with_capacity(first.out_features() * (n_buckets + 1));
+        // A counting sort of every hidden unit's inputs by (bucket, input). Slot `n_buckets + 1`
+        // collects the parameters that are never pruned, after every bucket.
+        let slot_of = |bucket: u16| usize::from(bucket).min(n_buckets + 1);
+        let mut order = vec![0u32; in_features];
+        let mut next_position = vec![0u32; n_buckets + 2];
         for (j, row) in first.weight().rows().into_iter().enumerate() {
             let buckets = &weight_buckets[0][j * in_features..(j + 1) * in_features];
-            let mut order: Vec<u32> = (0..in_features as u32).collect();
-            order.sort_unstable_by_key(|&k| (buckets[k as usize], k));
-            let start = first_inputs.len() as u32;
-            let mut position = 0;
-            for bucket in 0..=n_buckets {
-                first_offsets.push(start + position as u32);
-                while position < order.len()
-                    && usize::from(buckets[order[position] as usize]) == bucket
-                {
-                    position += 1;
-                }
+            next_position.fill(0);
+            for &bucket in buckets {
+                next_position[slot_of(bucket)] += 1;
+            }
+            let mut start = 0;
+            for slot in next_position.iter_mut() {
+                let size = *slot;
+                *slot = start;
+                start += size;
+            }
+            let unit_start = first_inputs.len() as u32;
+            first_offsets.extend(
+                next_position[..=n_buckets]
+                    .iter()
+                    .map(|&position| unit_start + position),
+            );
+            for (k, &bucket) in buckets.iter().enumerate() {
+                let slot = slot_of(bucket);
+                order[next_position[slot] as usize] = k as u32;
+                next_position[slot] += 1;
             }
             first_weights.extend(order.iter().map(|&k| row[k as usize]));
-            first_inputs.extend(order);
+            first_inputs.extend_from_slice(&order);
         }
         let first_bias: Vec<f32> = (0..counts.len())
             .flat_map(|index| {

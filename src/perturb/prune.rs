@@ -9,6 +9,7 @@
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::seq::SliceRandom;
 use ndarray_rand::rand::SeedableRng;
+use rayon::slice::ParallelSliceMut;
 use serde::Serialize;
 
 use super::Perturbation;
@@ -81,7 +82,8 @@ fn rank_by_magnitude(entries: Vec<(Position, f32)>) -> Vec<Position> {
         .enumerate()
         .map(|(index, &(_, value))| u64::from(value.abs().to_bits()) << 32 | index as u64)
         .collect();
-    keys.sort_unstable();
+    // The keys are distinct, so the parallel sort gives the same order for every thread count.
+    keys.par_sort_unstable();
     keys.into_iter()
         .map(|key| entries[(key & u64::from(u32::MAX)) as usize].0)
         .collect()
