@@ -80,38 +80,58 @@ pub fn log_softmax(logits: ArrayView2<f32>) -> Result<Array2<f64>> {
         return Err(Error::Empty("logit row"));
     }
     let mut out = Array2::<f64>::zeros(logits.raw_dim());
+    let mut row_buffer = Vec::with_capacity(classes);
     for (row_index, (row, mut out_row)) in logits
         .axis_iter(Axis(0))
         .zip(out.axis_iter_mut(Axis(0)))
         .enumerate()
     {
-        let mut max = f64::NEG_INFINITY;
-        let mut max_index = 0;
-        for (column, &value) in row.iter().enumerate() {
-            if !value.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "logit",
-                    value: f64::from(value),
-                    index: row_index * classes + column,
-                });
-            }
-            if f64::from(value) > max {
-                max = f64::from(value);
-                max_index = column;
-            }
-        }
-        let mut rest = 0.0;
-        for (column, &value) in row.iter().enumerate() {
-            if column != max_index {
-                rest += (f64::from(value) - max).exp();
-            }
-        }
-        let log_normaliser = rest.ln_1p();
-        for (target, &value) in out_row.iter_mut().zip(row.iter()) {
-            *target = (f64::from(value) - max) - log_normaliser;
-        }
+        row_buffer.clear();
+        row_buffer.extend(row.iter().copied());
+        let out_row = out_row
+            .as_slice_mut()
+            .expect("a row of a fresh standard-layout array is contiguous");
+        log_softmax_row(&row_buffer, out_row).map_err(|(column, value)| Error::NonFinite {
+            what: "logit",
+            value: f64::from(value),
+            index: row_index * classes + column,
+        })?;
     }
     Ok(out)
+}
+
+/// Writes the log-softmax of one non-empty row of logits into `out`, as [`log_softmax`] does.
+///
+/// Returns the column and value of the first non-finite logit instead, leaving `out` unspecified.
+/// Every implementation of the sweep calls this one function, so their log-probabilities agree
+/// bit for bit on equal logits.
+#[inline]
+pub(crate) fn log_softmax_row(
+    row: &[f32],
+    out: &mut [f64],
+) -> std::result::Result<(), (usize, f32)> {
+    let mut max = f64::NEG_INFINITY;
+    let mut max_index = 0;
+    for (column, &value) in row.iter().enumerate() {
+        if !value.is_finite() {
+            return Err((column, value));
+        }
+        if f64::from(value) > max {
+            max = f64::from(value);
+            max_index = column;
+        }
+    }
+    let mut rest = 0.0;
+    for (column, &value) in row.iter().enumerate() {
+        if column != max_index {
+            rest += (f64::from(value) - max).exp();
+        }
+    }
+    let log_normaliser = rest.ln_1p();
+    for (target, &value) in out.iter_mut().zip(row) {
+        *target = (f64::from(value) - max) - log_normaliser;
+    }
+    Ok(())
 }
 
 /// Returns the index of the largest entry of every row, the first one on ties.

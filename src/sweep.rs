@@ -7,12 +7,13 @@
 //! [`Recorder`] when they are produced inside a loop the caller owns.
 
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::crossover::{Crossovers, Thresholds};
 use crate::error::{Error, Result};
 use crate::metric::{accuracy, check_labels, standard_metrics, Evaluation, Metric, ReferenceCache};
-use crate::model::Model;
+use crate::model::{argmax_rows, Model};
 use crate::perturb::Perturbation;
 
 /// Returns the default pruning grid: 0, 0.05, ..., 0.95 followed by 0.96, 0.97, 0.98, 0.99
@@ -164,22 +165,64 @@ impl<'a> Recorder<'a> {
     /// Returns [`Error::NonFinite`] for a non-finite level, the errors of [`Evaluation::new`]
     /// (for example a shape that differs from the reference) and those of the metrics.
     pub fn record(&mut self, level: f64, perturbed: ArrayView2<f64>) -> Result<&SweepRow> {
+        let values = self.compute_row(self.result.rows.len(), level, perturbed)?;
+        self.result.rows.push(SweepRow { level, values });
+        Ok(self.result.rows.last().expect("a row was just pushed"))
+    }
+
+    /// Evaluates every metric at several levels in parallel on rayon's pool, then appends the
+    /// rows in the order of `levels` and calls `on_level` after each, as repeated
+    /// [`Recorder::record`] calls would.
+    ///
+    /// # Errors
+    /// Returns the first error in level order, after appending the rows before it.
+    pub(crate) fn record_all(
+        &mut self,
+        levels: &[(f64, ArrayView2<f64>)],
+        mut on_level: impl FnMut(&SweepRow),
+    ) -> Result<()> {
+        let first_index = self.result.rows.len();
+        let rows: Vec<Result<Vec<f64>>> = levels
+            .par_iter()
+            .enumerate()
+            .map(|(offset, &(level, perturbed))| {
+                self.compute_row(first_index + offset, level, perturbed)
+            })
+            .collect();
+        for (&(level, _), values) in levels.iter().zip(rows) {
+            self.result.rows.push(SweepRow {
+                level,
+                values: values?,
+            });
+            on_level(self.result.rows.last().expect("a row was just pushed"));
+        }
+        Ok(())
+    }
+
+    /// Evaluates every metric for the row at position `index`.
+    fn compute_row(
+        &self,
+        index: usize,
+        level: f64,
+        perturbed: ArrayView2<f64>,
+    ) -> Result<Vec<f64>> {
         if !level.is_finite() {
             return Err(Error::NonFinite {
                 what: "sweep level",
                 value: level,
-                index: self.result.rows.len(),
+                index,
             });
         }
-        let evaluation = Evaluation::new(self.reference.view(), perturbed, self.labels)?
-            .with_cache(&self.cache)?;
-        let values = self
-            .metrics
+        // Sweep::recorder checked the reference and the labels.
+        let evaluation =
+            Evaluation::with_checked_reference(self.reference.view(), perturbed, self.labels)?
+                .with_cache(&self.cache)?;
+        let predictions = argmax_rows(evaluation.perturbed());
+        let evaluation = evaluation.with_perturbed_predictions(&predictions)?;
+        self.metrics
             .iter()
             .map(|metric| metric.compute(&evaluation))
-            .collect::<Result<Vec<_>>>()?;
-        self.result.rows.push(SweepRow { level, values });
-        Ok(self.result.rows.last().expect("a row was just pushed"))
+            .collect()
     }
 
     /// Returns the reference log-probabilities.
@@ -359,6 +402,33 @@ mod tests {
         assert_eq!(levels[0], 0.0);
         assert_eq!(levels[15], 0.75);
         assert_eq!(&levels[19..], &[0.95, 0.96, 0.97, 0.98, 0.99]);
+    }
+
+    #[test]
+    fn sweep_rejects_nan_input() {
+        let (network, mut inputs, labels) = fixture();
+        inputs[[3, 5]] = f32::NAN;
+        let error = Sweep::default()
+            .run(
+                &network,
+                &GlobalMagnitudePruning::default(),
+                &[0.0, 0.5],
+                &inputs,
+                &labels,
+                |_| {},
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::NonFinite {
+                    what: "input",
+                    index: 29,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -2,12 +2,11 @@
 
 use super::{Evaluation, Metric};
 use crate::error::Result;
-use crate::model::argmax_rows;
 
 /// Returns the fraction of samples whose perturbed prediction (argmax, first on ties) equals the
 /// label.
 pub fn accuracy(evaluation: &Evaluation) -> f64 {
-    let predictions = argmax_rows(evaluation.perturbed());
+    let predictions = evaluation.perturbed_predictions();
     let correct = predictions
         .iter()
         .zip(evaluation.labels())
@@ -19,10 +18,10 @@ pub fn accuracy(evaluation: &Evaluation) -> f64 {
 /// Returns the fraction of samples whose perturbed prediction differs from the reference's.
 pub fn flip_rate(evaluation: &Evaluation) -> f64 {
     let reference = evaluation.reference_predictions();
-    let perturbed = argmax_rows(evaluation.perturbed());
+    let perturbed = evaluation.perturbed_predictions();
     let flips = reference
         .iter()
-        .zip(&perturbed)
+        .zip(perturbed.iter())
         .filter(|(before, after)| before != after)
         .count();
     flips as f64 / evaluation.n_samples() as f64

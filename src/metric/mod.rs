@@ -31,6 +31,7 @@ pub struct Evaluation<'a> {
     perturbed: ArrayView2<'a, f64>,
     labels: &'a [usize],
     cache: Option<&'a ReferenceCache>,
+    perturbed_predictions: Option<&'a [usize]>,
 }
 
 /// Quantities of the reference that stay fixed along a sweep, computed once by a
@@ -79,20 +80,58 @@ impl<'a> Evaluation<'a> {
         }
         if labels.len() != reference.nrows() {
             return Err(Error::shape(
-                "labels",
+                "labels (one per row of the log-probabilities)",
                 &[reference.nrows()],
                 &[labels.len()],
             ));
         }
         check_labels(labels, reference.ncols())?;
         check_log_probabilities("reference log-probability", reference)?;
+        Self::with_checked_reference(reference, perturbed, labels)
+    }
+
+    /// Checks and wraps one evaluation whose reference and labels the caller has already
+    /// checked with [`Evaluation::new`], as a [`Recorder`](crate::Recorder) does once per sweep.
+    ///
+    /// # Errors
+    /// Returns [`Error::ShapeMismatch`] when `perturbed` differs from the reference in shape
+    /// and [`Error::NonFinite`] when an entry of `perturbed` is NaN or `+inf`.
+    pub(crate) fn with_checked_reference(
+        reference: ArrayView2<'a, f64>,
+        perturbed: ArrayView2<'a, f64>,
+        labels: &'a [usize],
+    ) -> Result<Self> {
+        if reference.shape() != perturbed.shape() {
+            return Err(Error::shape(
+                "perturbed log-probabilities",
+                reference.shape(),
+                perturbed.shape(),
+            ));
+        }
         check_log_probabilities("perturbed log-probability", perturbed)?;
         Ok(Evaluation {
             reference,
             perturbed,
             labels,
             cache: None,
+            perturbed_predictions: None,
         })
+    }
+
+    /// Attaches the perturbed model's predicted classes, computed once for all metrics.
+    ///
+    /// The caller guarantees that they are `argmax_rows(perturbed)`; the length is checked as
+    /// a guard.
+    pub(crate) fn with_perturbed_predictions(mut self, predictions: &'a [usize]) -> Result<Self> {
+        if predictions.len() != self.perturbed.nrows() {
+            return Err(Error::shape(
+                "cached perturbed predictions",
+                &[self.perturbed.nrows()],
+                &[predictions.len()],
+            ));
+        }
+        self.perturbed_predictions = Some(predictions);
+        Ok(self)
     }
 
     /// Attaches quantities precomputed from this evaluation's reference.
@@ -124,6 +163,14 @@ impl<'a> Evaluation<'a> {
         match self.cache {
             Some(cache) => Cow::Borrowed(&cache.predictions),
             None => Cow::Owned(argmax_rows(self.reference)),
+        }
+    }
+
+    /// Returns the perturbed model's predicted classes (argmax, first on ties).
+    pub fn perturbed_predictions(&self) -> Cow<'_, [usize]> {
+        match self.perturbed_predictions {
+            Some(predictions) => Cow::Borrowed(predictions),
+            None => Cow::Owned(argmax_rows(self.perturbed)),
         }
     }
 

@@ -322,6 +322,19 @@ fn accumulate_row<const FUSED: bool, const G: usize>(
     sums
 }
 
+/// Returns `max(value, 0)`, but NaN for NaN.
+///
+/// `f32::max` returns the non-NaN operand, so it would turn a NaN activation into 0 and hide a
+/// NaN input. The comparison form also compiles to a compare and blend that vectorises.
+#[inline(always)]
+pub(crate) fn relu(value: f32) -> f32 {
+    if value <= 0.0 {
+        0.0
+    } else {
+        value
+    }
+}
+
 /// Adds the bias, applies ReLU when asked, and writes the real (unpadded) outputs of a panel.
 #[inline(always)]
 fn store_panel(
@@ -339,7 +352,7 @@ fn store_panel(
         .zip(&layer.bias[start..end])
     {
         let value = sum + bias;
-        *target = if relu { value.max(0.0) } else { value };
+        *target = if relu { self::relu(value) } else { value };
     }
 }
 

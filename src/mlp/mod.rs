@@ -254,7 +254,7 @@ impl Mlp {
             };
             let mut output = layer.forward(input);
             if index + 1 < self.layers.len() {
-                output.mapv_inplace(|value| value.max(0.0));
+                output.mapv_inplace(kernel::relu);
             }
             outputs.push(output);
         }
@@ -285,12 +285,39 @@ impl Mlp {
 impl Model for Mlp {
     type Input = Array2<f32>;
 
+    /// # Errors
+    /// Returns the errors of [`Mlp::logits`], and [`Error::NonFinite`] naming the flat index of
+    /// the first non-finite input (`what` is `"input"`) or, for finite inputs, of the first
+    /// non-finite logit.
     fn log_probs(&self, inputs: &Array2<f32>) -> Result<Array2<f64>> {
         log_softmax(self.logits(inputs.view())?.view())
+            .map_err(|error| blame_non_finite_input(error, inputs.view()))
     }
 
     fn n_classes(&self) -> usize {
         self.layers[self.layers.len() - 1].out_features()
+    }
+}
+
+/// Replaces a non-finite logit error by one naming the first non-finite input, if there is one.
+///
+/// ReLU propagates NaN, so a NaN or infinite input reaches the logits, where log-softmax
+/// rejects it. The input is scanned only on this error path.
+pub(crate) fn blame_non_finite_input(error: Error, inputs: ArrayView2<f32>) -> Error {
+    if !matches!(error, Error::NonFinite { what: "logit", .. }) {
+        return error;
+    }
+    match inputs
+        .iter()
+        .enumerate()
+        .find(|(_, value)| !value.is_finite())
+    {
+        Some((index, &value)) => Error::NonFinite {
+            what: "input",
+            value: f64::from(value),
+            index,
+        },
+        None => error,
     }
 }
 
@@ -319,6 +346,51 @@ mod tests {
         assert_relative_eq!(logits[[0, 0]], 3.5);
         assert_relative_eq!(logits[[0, 1]], 7.5);
         assert_relative_eq!(logits[[0, 2]], 0.1);
+    }
+
+    #[test]
+    fn nan_input_reaches_logits() {
+        let network = tiny();
+        let inputs = array![[1.0f32, 2.0], [f32::NAN, 0.5]];
+        let logits = network.logits(inputs.view()).unwrap();
+        assert!(logits.row(0).iter().all(|value| value.is_finite()));
+        assert!(logits.row(1).iter().all(|value| value.is_nan()), "{logits}");
+        let hidden = &network.forward_all(inputs.view())[0];
+        assert!(hidden.row(1).iter().all(|value| value.is_nan()), "{hidden}");
+    }
+
+    #[test]
+    fn log_probs_reject_nan_input() {
+        let inputs = array![[1.0f32, 2.0], [-1.0, f32::NAN]];
+        let error = tiny().log_probs(&inputs).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::NonFinite {
+                    what: "input",
+                    index: 3,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn log_probs_reject_infinite_input() {
+        let inputs = array![[f32::INFINITY, 2.0]];
+        let error = tiny().log_probs(&inputs).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::NonFinite {
+                    what: "input",
+                    index: 0,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::seq::SliceRandom;
 use ndarray_rand::rand::SeedableRng;
+use rayon::slice::ParallelSliceMut;
 use serde::Serialize;
 
 use super::Perturbation;
@@ -64,11 +65,28 @@ fn positions(network: &Mlp, include_biases: bool) -> Vec<(Position, f32)> {
     all
 }
 
-/// Sorts positions by magnitude, smallest first; the sort is stable, so equal magnitudes keep
-/// their position order.
-fn rank_by_magnitude(mut entries: Vec<(Position, f32)>) -> Vec<Position> {
-    entries.sort_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
-    entries.into_iter().map(|(position, _)| position).collect()
+/// Sorts positions by magnitude, smallest first, with equal magnitudes in the order of
+/// `entries`.
+///
+/// The key packs the bits of `|w|` above the entry's index into one `u64`, so an unstable sort
+/// of the keys gives the order of a stable sort by magnitude. For a sign-cleared `f32`, the
+/// order of the bits as an unsigned integer is that of `total_cmp`.
+fn rank_by_magnitude(entries: Vec<(Position, f32)>) -> Vec<Position> {
+    if u32::try_from(entries.len()).is_err() {
+        let mut entries = entries;
+        entries.sort_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
+        return entries.into_iter().map(|(position, _)| position).collect();
+    }
+    let mut keys: Vec<u64> = entries
+        .iter()
+        .enumerate()
+        .map(|(index, &(_, value))| u64::from(value.abs().to_bits()) << 32 | index as u64)
+        .collect();
+    // The keys are distinct, so the parallel sort gives the same order for every thread count.
+    keys.par_sort_unstable();
+    keys.into_iter()
+        .map(|key| entries[(key & u64::from(u32::MAX)) as usize].0)
+        .collect()
 }
 
 fn zero_positions(network: &mut Mlp, ranked: &[Position]) {
@@ -326,6 +344,26 @@ mod tests {
             .unwrap_err();
         assert!(error.to_string().contains("pruning fraction"));
         assert!(GlobalMagnitudePruning::default().check_level(1.01).is_err());
+    }
+
+    #[test]
+    fn ranking_matches_stable_sort_by_magnitude() {
+        // A coarse grid with both signs and both zeros gives many ties of |w|.
+        let mut rng = StdRng::seed_from_u64(3);
+        let entries: Vec<(Position, f32)> = (0..2000)
+            .map(|flat| {
+                let value = match rng.random_range(0..10) {
+                    0 => -0.0,
+                    1 => 0.0,
+                    _ => rng.random_range(-8i32..=8) as f32 / 4.0,
+                };
+                ((flat / 700, flat % 3 == 0, flat), value)
+            })
+            .collect();
+        let mut expected = entries.clone();
+        expected.sort_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
+        let expected: Vec<Position> = expected.into_iter().map(|(position, _)| position).collect();
+        assert_eq!(rank_by_magnitude(entries), expected);
     }
 
     proptest! {
