@@ -55,7 +55,7 @@ struct Args {
     /// Comma-separated workloads: eval, sweep, train.
     #[arg(long, value_delimiter = ',', default_value = "eval,sweep,train")]
     what: Vec<Workload>,
-    /// Worker threads of rayon and of matrixmultiply [default: one per CPU].
+    /// Worker threads of rayon [default: one per CPU]; training runs on one thread.
     #[arg(long)]
     threads: Option<usize>,
     /// Seed of the random model, the synthetic data and the training shuffle.
@@ -85,8 +85,6 @@ fn main() {
         eprintln!("error: --threads and --repeats must be at least 1");
         std::process::exit(2);
     }
-    // matrixmultiply (training) reads its thread count once, on its first product.
-    std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
     if let Err(error) = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
