@@ -119,6 +119,13 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let started = Instant::now();
+    if args.out.exists() && !args.out.is_dir() {
+        eprintln!(
+            "error: invalid --out = {}: a folder (this path is a file); pass a folder path",
+            args.out.display()
+        );
+        std::process::exit(1);
+    }
     let modulus = args.modulus.unwrap_or(if args.quick { 59 } else { 97 });
     let train_fraction = args
         .train_fraction

@@ -29,7 +29,10 @@ use crossover::sweep::{default_pruning_levels, Sweep, SweepResult};
 use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
 
-use common::{exit_on_error, load_data, percent_accuracy, progress_bar, train_or_load, Recipe};
+use common::{
+    create_output_dir, exit_on_error, load_data, percent_accuracy, progress_bar, train_or_load,
+    Recipe,
+};
 
 /// Path of the weights that `pruning_mnist` saves; loaded when the file exists.
 const PRUNING_MODEL: &str = "results/pruning_mnist/model.safetensors";
@@ -107,6 +110,7 @@ struct Loaded {
 fn main() {
     let args = Args::parse();
     let started = Instant::now();
+    exit_on_error(create_output_dir(&args.out));
     let thresholds = Thresholds {
         accuracy: args.accuracy_drop / 100.0,
         per_sample_llr: args.llr_threshold,
@@ -149,7 +153,11 @@ fn main() {
     let bit_levels = default_bit_widths();
     let noise_levels = default_noise_levels();
     let alpha_levels = default_interpolation_levels();
-    let noise_seeds = args.noise_seeds.max(1);
+    if args.noise_seeds == 0 {
+        eprintln!("error: invalid --noise-seeds = 0: pass at least 1");
+        std::process::exit(1);
+    }
+    let noise_seeds = args.noise_seeds;
     let total_levels = 3 * fraction_levels.len()
         + 2 * bit_levels.len()
         + noise_seeds as usize * noise_levels.len()

@@ -81,8 +81,12 @@ fn main() {
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    if threads == 0 || args.repeats == 0 {
-        eprintln!("error: --threads and --repeats must be at least 1");
+    if !(1..=256).contains(&threads) {
+        eprintln!("error: invalid --threads = {threads}: pass a thread count from 1 to 256");
+        std::process::exit(2);
+    }
+    if args.repeats == 0 {
+        eprintln!("error: invalid --repeats = 0: pass at least 1");
         std::process::exit(2);
     }
     if let Err(error) = rayon::ThreadPoolBuilder::new()

@@ -46,7 +46,7 @@ pub enum Error {
     #[error("{0} is empty")]
     Empty(&'static str),
 
-    /// Training produced a non-finite loss.
+    /// Training produced a non-finite loss in `epoch`, counted from 1.
     #[error(
         "training diverged in epoch {epoch}: the mean loss is {loss}; lower the learning rate"
     )]

@@ -138,7 +138,7 @@ pub fn train(
         let mean_loss = loss_sum / labels.len() as f64;
         if !mean_loss.is_finite() {
             return Err(Error::Diverged {
-                epoch,
+                epoch: epoch + 1,
                 loss: mean_loss,
             });
         }

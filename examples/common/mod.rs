@@ -86,6 +86,16 @@ pub fn train_or_load(
 ) -> crossover::Result<(Mlp, f64)> {
     if let Some(path) = model_path {
         let network = Mlp::load_safetensors(path)?;
+        if network.n_classes() != 10 || network.in_features() != train_set.n_features() {
+            return Err(crossover::Error::InvalidParameter {
+                name: "--model",
+                value: format!("{} with layer sizes {:?}", path.display(), network.sizes()),
+                expected: format!(
+                    "a network with {} inputs and 10 outputs, as MNIST needs",
+                    train_set.n_features()
+                ),
+            });
+        }
         eprintln!("loaded {} ({:?})", path.display(), network.sizes());
         return Ok((network, 0.0));
     }

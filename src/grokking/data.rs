@@ -93,7 +93,16 @@ impl ModularDataset {
                 "at least 2, for example 97",
             ));
         }
-        let total = modulus * modulus;
+        let total = modulus
+            .checked_mul(modulus)
+            .filter(|&total| total <= u32::MAX as usize)
+            .ok_or_else(|| {
+                Error::invalid_parameter(
+                    "modulus",
+                    modulus,
+                    "a modulus whose pair count modulus^2 is below 2^32, for example 97",
+                )
+            })?;
         let train_count = if train_fraction.is_finite() {
             (train_fraction * total as f64).round()
         } else {
@@ -144,6 +153,13 @@ mod tests {
         assert_eq!(Operation::Subtract.apply(2, 5, 7), 4);
         assert_eq!(Operation::Subtract.apply(5, 2, 7), 3);
         assert_eq!(Operation::Multiply.apply(3, 5, 7), 1);
+    }
+
+    #[test]
+    fn dataset_rejects_modulus_with_too_many_pairs() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let error = ModularDataset::new(1 << 32, Operation::Add, 0.3, &mut rng).unwrap_err();
+        assert!(error.to_string().contains("modulus"), "{error}");
     }
 
     #[test]

@@ -83,8 +83,8 @@ impl EmbeddingMlp {
     /// # Errors
     /// Returns [`Error::InvalidParameter`] when `modulus` or `hidden` is zero.
     pub fn init<R: Rng + ?Sized>(modulus: usize, hidden: usize, rng: &mut R) -> Result<Self> {
-        if modulus == 0 {
-            return Err(Error::invalid_parameter("modulus", 0, "at least 2"));
+        if modulus < 2 {
+            return Err(Error::invalid_parameter("modulus", modulus, "at least 2"));
         }
         if hidden == 0 {
             return Err(Error::invalid_parameter(
@@ -93,6 +93,7 @@ impl EmbeddingMlp {
                 "at least 1, for example 256",
             ));
         }
+        crate::mlp::check_tensor_size("embedding network size", &[3, modulus, hidden])?;
         let uniform = |fan_in: usize| {
             let bound = 1.0 / (fan_in as f32).sqrt();
             Uniform::new(-bound, bound).map_err(|error| {

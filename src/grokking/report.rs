@@ -379,7 +379,15 @@ pub fn write_grokking_reports(
             )?;
             Some(path)
         }
-        _ => None,
+        _ => {
+            // Without a reference there is no figure; remove one left by an earlier run so
+            // that the folder never mixes files of two runs.
+            let stale = directory.join("grokking.svg");
+            if stale.exists() {
+                std::fs::remove_file(&stale).map_err(|error| Error::io(&stale, error))?;
+            }
+            None
+        }
     };
     Ok(GrokkingFiles {
         epochs,

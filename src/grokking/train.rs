@@ -210,8 +210,8 @@ pub fn train_grokking(
     mut on_epoch: impl FnMut(&EpochStats),
 ) -> Result<GrokkingRun> {
     config.validate()?;
-    check_split(model, &data.train)?;
-    check_split(model, &data.test)?;
+    check_split(model, data.modulus, &data.train)?;
+    check_split(model, data.modulus, &data.test)?;
     let (train, test) = (&data.train, &data.test);
 
     let mut train_workspace = TrainWorkspace::new(model, train.len());
@@ -327,7 +327,14 @@ pub fn train_grokking(
     })
 }
 
-fn check_split(model: &EmbeddingMlp, split: &ModularSplit) -> Result<()> {
+fn check_split(model: &EmbeddingMlp, modulus: usize, split: &ModularSplit) -> Result<()> {
+    if model.n_operands() != modulus || model.n_classes() != modulus {
+        return Err(Error::shape(
+            "network operands and classes against the data's modulus",
+            &[modulus, modulus],
+            &[model.n_operands(), model.n_classes()],
+        ));
+    }
     model.check_pairs(&split.pairs)?;
     if split.labels.len() != split.pairs.len() {
         return Err(Error::shape(
@@ -603,6 +610,24 @@ mod tests {
             -(expected[[0, 1]] + expected[[1, 0]]) / 2.0,
             epsilon = 1e-6
         );
+    }
+
+    #[test]
+    fn training_rejects_model_of_other_modulus() {
+        use crate::grokking::{ModularDataset, Operation};
+        use ndarray_rand::rand::rngs::StdRng;
+        use ndarray_rand::rand::SeedableRng;
+        let mut rng = StdRng::seed_from_u64(0);
+        let data = ModularDataset::new(7, Operation::Add, 0.5, &mut rng).unwrap();
+        for modulus in [5, 9] {
+            let mut model = EmbeddingMlp::init(modulus, 8, &mut rng).unwrap();
+            let config = GrokkingConfig {
+                max_epochs: 2,
+                ..GrokkingConfig::default()
+            };
+            let error = train_grokking(&mut model, &data, &config, |_| {}).unwrap_err();
+            assert!(matches!(error, Error::ShapeMismatch { .. }), "{error}");
+        }
     }
 
     #[test]

@@ -16,6 +16,28 @@ use crate::error::{Error, Result};
 use crate::model::{log_softmax, Model};
 use kernel::PackedDense;
 
+/// Rejects shapes whose element count would not fit in memory addressing, before an allocation
+/// would panic or abort on them.
+pub(crate) fn check_tensor_size(name: &'static str, shape: &[usize]) -> Result<()> {
+    let elements = shape
+        .iter()
+        .try_fold(1usize, |product, &length| product.checked_mul(length));
+    match elements {
+        Some(count)
+            if count
+                .checked_mul(8)
+                .is_some_and(|bytes| bytes <= isize::MAX as usize) =>
+        {
+            Ok(())
+        }
+        _ => Err(Error::invalid_parameter(
+            name,
+            format!("{shape:?}"),
+            "a shape whose element count fits in memory",
+        )),
+    }
+}
+
 /// One fully connected layer, `z = a W^T + b`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dense {
@@ -70,6 +92,7 @@ impl Dense {
                 "at least one input and one output",
             ));
         }
+        check_tensor_size("layer size", &[out_features, in_features])?;
         let bound = 1.0 / (in_features as f32).sqrt();
         let distribution = Uniform::new(-bound, bound).map_err(|error| {
             Error::invalid_parameter("initialisation bound", bound, error.to_string())
@@ -442,6 +465,13 @@ mod tests {
             .weight()
             .iter()
             .all(|value| value.abs() <= bound));
+    }
+
+    #[test]
+    fn init_rejects_overflowing_size() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let error = Mlp::init(&[usize::MAX, 2], &mut rng).unwrap_err();
+        assert!(matches!(error, Error::InvalidParameter { .. }), "{error}");
     }
 
     #[test]

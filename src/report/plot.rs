@@ -429,7 +429,11 @@ impl Figure<'_> {
             .draw()?;
 
         if threshold_drawn {
-            for bound in [-threshold, threshold] {
+            // A bound outside the axis would be drawn pinned to the plot's edge, at a wrong height.
+            for bound in [-threshold, threshold]
+                .into_iter()
+                .filter(|bound| llr_range.contains(bound))
+            {
                 chart.draw_secondary_series(DashedLineSeries::new(
                     [(self.x_range.start, bound), (self.x_range.end, bound)],
                     3,
