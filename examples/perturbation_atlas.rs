@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
-use crossover::crossover::Thresholds;
 use crossover::data::Dataset;
 use crossover::mlp::Mlp;
 use crossover::perturb::{
@@ -31,7 +30,7 @@ use serde_json::{json, Map, Value};
 
 use common::{
     create_output_dir, exit_on_error, load_data, percent_accuracy, progress_bar, train_or_load,
-    Recipe,
+    Recipe, ThresholdArgs,
 };
 
 /// Path of the weights that `pruning_mnist` saves; loaded when the file exists.
@@ -80,15 +79,8 @@ struct Args {
     /// Norm of the incoming weights that ranks neurons for structured pruning.
     #[arg(long, value_enum, default_value = "l2")]
     neuron_norm: NormArg,
-    /// Accuracy crossover: drop below the unperturbed accuracy, in percentage points.
-    #[arg(long, default_value_t = 1.0)]
-    accuracy_drop: f64,
-    /// Per-sample crossover: threshold on |mean LLR|, in nats.
-    #[arg(long, default_value_t = 1.0)]
-    llr_threshold: f64,
-    /// Population crossover: threshold on |total LLR| over the test set, in nats.
-    #[arg(long, default_value_t = 3.0)]
-    population_threshold: f64,
+    #[command(flatten)]
+    thresholds: ThresholdArgs,
 }
 
 /// Neuron ranking norm chosen on the command line.
@@ -111,12 +103,7 @@ fn main() {
     let args = Args::parse();
     let started = Instant::now();
     exit_on_error(create_output_dir(&args.out));
-    let thresholds = Thresholds {
-        accuracy: args.accuracy_drop / 100.0,
-        per_sample_llr: args.llr_threshold,
-        population_llr: args.population_threshold,
-        ..Thresholds::default()
-    };
+    let thresholds = exit_on_error(args.thresholds.thresholds());
     let mut atlas = exit_on_error(Atlas::new(thresholds));
 
     let (train_set, test_set, _) = exit_on_error(load_data(args.data_dir.as_deref()));
@@ -249,9 +236,9 @@ fn main() {
         "reference accuracy {reference_accuracy:.2}% on {} test samples; thresholds: accuracy \
          drop > {} points, |mean LLR| > {} nat, |total LLR| > {} nats",
         test_set.len(),
-        args.accuracy_drop,
-        args.llr_threshold,
-        args.population_threshold
+        args.thresholds.accuracy_drop,
+        args.thresholds.llr_threshold,
+        args.thresholds.population_threshold
     );
     println!("{}", atlas.format_table());
     println!(

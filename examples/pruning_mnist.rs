@@ -11,14 +11,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use crossover::crossover::Thresholds;
 use crossover::incremental::IncrementalPruningSweep;
 use crossover::perturb::{sparsity, GlobalMagnitudePruning, Perturbation};
 use crossover::report::{format_crossovers, format_table, write_reports, PlotOptions};
 use crossover::sweep::{default_pruning_levels, Sweep};
 use serde_json::{json, Map};
 
-use common::{create_output_dir, exit_on_error, load_data, progress_bar, train_or_load, Recipe};
+use common::{
+    create_output_dir, exit_on_error, load_data, progress_bar, train_or_load, Recipe, ThresholdArgs,
+};
 
 /// Global magnitude pruning sweep of an MNIST MLP, with accuracy and LLR crossovers.
 #[derive(Debug, Parser)]
@@ -51,15 +52,8 @@ struct Args {
     /// 0.97, 0.98, 0.99].
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     levels: Option<Vec<f64>>,
-    /// Accuracy crossover: drop below the unpruned accuracy, in percentage points.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    accuracy_drop: f64,
-    /// Per-sample crossover: threshold on |mean LLR|, in nats.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    llr_threshold: f64,
-    /// Population crossover: threshold on |total LLR| over the test set, in nats.
-    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
-    population_threshold: f64,
+    #[command(flatten)]
+    thresholds: ThresholdArgs,
     /// Prune and re-evaluate the whole network at every level instead of evaluating all levels
     /// from one incremental pass (same results up to f32 rounding, several times slower).
     #[arg(long)]
@@ -69,13 +63,7 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let started = Instant::now();
-    let thresholds = Thresholds {
-        accuracy: args.accuracy_drop / 100.0,
-        per_sample_llr: args.llr_threshold,
-        population_llr: args.population_threshold,
-        ..Thresholds::default()
-    };
-    exit_on_error(thresholds.validate());
+    let thresholds = exit_on_error(args.thresholds.thresholds());
     let levels = args.levels.clone().unwrap_or_else(default_pruning_levels);
     let pruner = GlobalMagnitudePruning::default();
     for &level in &levels {

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crossover::crossover::Thresholds;
 use crossover::data::{
     ensure_mnist, load_mnist, missing_mnist_files, resolve_mnist_dir, Dataset, Split,
 };
@@ -45,6 +46,34 @@ impl Recipe {
             optimizer,
             seed,
         }
+    }
+}
+
+/// Crossover thresholds of the MNIST examples, as command-line flags.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ThresholdArgs {
+    /// Accuracy crossover: drop below the unperturbed accuracy, in percentage points.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub accuracy_drop: f64,
+    /// Per-sample crossover: threshold on |mean LLR|, in nats.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub llr_threshold: f64,
+    /// Population crossover: threshold on |total LLR| over the test set, in nats.
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    pub population_threshold: f64,
+}
+
+impl ThresholdArgs {
+    /// Converts the flags into validated thresholds, the accuracy drop from points to a fraction.
+    pub fn thresholds(&self) -> crossover::Result<Thresholds> {
+        let thresholds = Thresholds {
+            accuracy: self.accuracy_drop / 100.0,
+            per_sample_llr: self.llr_threshold,
+            population_llr: self.population_threshold,
+            ..Thresholds::default()
+        };
+        thresholds.validate()?;
+        Ok(thresholds)
     }
 }
 
