@@ -510,7 +510,7 @@ impl Plan {
         } = scratch;
         for j in 0..self.hidden {
             let offsets = &offsets[j * n_offsets..(j + 1) * n_offsets];
-            // Bucket `count_index + 1` holds the weights that count `count_index` prunes first.
+            // Bucket `count_index + 1` contains the weights that count `count_index` prunes first.
             // Adding the buckets from the last to the first, the running sum after bucket
             // `count_index + 1` is the pre-activation at count `count_index`.
             let mut partial = [[0.0f32; LANES]; 4];
@@ -672,7 +672,7 @@ fn lanes_multiply_add<const FUSED: bool>(
     sums
 }
 
-/// The result of one chunk: `Err` holds the flat index in the chunk's `(samples, classes)`
+/// The result of one chunk: `Err` contains the flat index in the chunk's `(samples, classes)`
 /// matrix and the value of the first non-finite logit.
 type ChunkOutcome = std::result::Result<(), (usize, f32)>;
 

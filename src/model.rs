@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 
 /// A classifier that maps a batch of inputs to log-probabilities over its classes.
 ///
-/// Everything downstream (metrics, sweeps, crossover detection) sees a model only through this
+/// Everything downstream (metrics, sweeps, crossover detection) uses a model only through this
 /// trait, so a user's own network, a checkpoint loaded from elsewhere or a hand-written table of
 /// logits all plug in the same way.
 ///

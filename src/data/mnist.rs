@@ -209,7 +209,7 @@ pub fn load_mnist(dir: &Path, split: Split) -> Result<Dataset> {
     Ok(dataset)
 }
 
-/// Where the data of [`load_mnist_or_synthetic`] came from.
+/// Source of the data that [`load_mnist_or_synthetic`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataKind {
     /// The MNIST files in the given directory.

@@ -261,7 +261,7 @@ fn crossings_summary(
 /// Top-level keys: `memorization_epoch`, `reference_epoch`, `grokking_epoch`,
 /// `grokking_accuracy`, `final_test_accuracy`, `last_epoch`, `thresholds`, `crossovers`,
 /// `crossovers_interpolated`, `crossovers_sustained`, `direction`, `lead_epochs` and `leads`.
-/// `crossovers` holds the first crossed epoch (or `null`) of `accuracy`, `per_sample_llr`,
+/// `crossovers` contains the first crossed epoch (or `null`) of `accuracy`, `per_sample_llr`,
 /// `population_llr`, `llr_positive`, `llr_negative` and `kl`. `lead_epochs` is the accuracy
 /// crossover minus the per-sample LLR crossover in epochs, and `leads` gives the same difference
 /// for every information crossing. When the reference was never reached

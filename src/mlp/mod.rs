@@ -1,6 +1,6 @@
 //! A multilayer perceptron: dense layers with ReLU between them and a softmax output.
 //!
-//! Weights are stored as in PyTorch's `nn.Linear`: layer `l` holds `weight` of shape
+//! Weights are stored as in PyTorch's `nn.Linear`: layer `l` contains `weight` of shape
 //! `(out_features, in_features)` and `bias` of shape `(out_features,)`, and computes
 //! `z = a W^T + b`. Hidden layers apply ReLU; the last layer's output are the logits.
 
@@ -245,7 +245,7 @@ impl Mlp {
     /// ascending input order, so the result is the same for every thread count. It can differ
     /// in the last bits from `inputs.dot(&weight.t())`, and between CPUs with and without FMA.
     ///
-    /// Memory: besides the `(samples, classes)` output, each thread holds two
+    /// Memory: besides the `(samples, classes)` output, each thread uses two
     /// `256 x widest-layer` buffers, and the weights are repacked once per call.
     ///
     /// # Errors

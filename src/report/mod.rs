@@ -209,7 +209,7 @@ fn crossing_levels(crossovers: &Crossovers, pick: impl Fn(&Crossing) -> Option<f
 
 /// Builds the JSON summary of a sweep.
 ///
-/// The object holds `perturbation`, `level_name`, `n_samples`, `baseline_accuracy` (a fraction),
+/// The object contains `perturbation`, `level_name`, `n_samples`, `baseline_accuracy` (a fraction),
 /// `thresholds`, `crossovers` (the first crossed grid level of `accuracy`, `per_sample_llr` and
 /// `population_llr`, or `null`), `crossovers_interpolated`, `crossovers_sustained`, `direction`,
 /// and `levels`: one object per level with the level under its name and every metric. Infinite
